@@ -1,0 +1,1 @@
+"""Client messages, server events, IOPub translation."""

@@ -1,0 +1,1 @@
+"""Languages, kernels, sessions and executions."""

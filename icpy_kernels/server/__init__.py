@@ -1,0 +1,1 @@
+"""Tornado application, WebSocket handler and per-socket connection object."""
