@@ -1,0 +1,94 @@
+"""The one settings object, read from CLI flags and ``ICPY_*`` environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:
+    """A setting: its default, its ``--help`` text; the flag and env var follow from its name."""
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+def _list(help: str) -> Any:
+    return field(default_factory=list, metadata={"help": help, "flag": None})
+
+
+@dataclass
+class Settings:
+    host: str = _opt("127.0.0.1", "address to bind (loopback by default)")
+    port: int = _opt(8765, "port to listen on (0 picks a free one)")
+    token: str = _opt("", "access token; generated and printed when empty")
+    allow_origin: list[str] = _list(
+        "extra allowed WebSocket/browser origins (default: same host only); '*' allows any"
+    )
+    default_timeout: float = _opt(30.0, "execution timeout when a request sets none (seconds)")
+    max_timeout: float = _opt(600.0, "the largest timeout a request may ask for (seconds)")
+    max_output_size: int = _opt(10 * 1024 * 1024, "default and cap of output bytes kept per execution")
+    session_idle_timeout: float = _opt(3600.0, "shut down named sessions idle this long (seconds, 0 = never)")
+    max_message_size: int = _opt(10 * 1024 * 1024, "largest WebSocket frame / HTTP body accepted (bytes)")
+    max_sessions: int = _opt(64, "most kernels alive at once")
+    max_connections: int = _opt(256, "most WebSocket connections at once")
+    interrupt_grace: float = _opt(2.0, "after a timeout's interrupt, restart the kernel if still busy this long")
+    keepalive_interval: float = _opt(5.0, "send a keepalive after this many seconds without output")
+    ws_ping_interval: float = _opt(30.0, "WebSocket protocol ping interval, to detect dead peers (seconds)")
+    language: list[str] = _list(
+        "extra language mapping NAME=KERNELSPEC (repeatable), e.g. ruby=ruby3"
+    )
+
+    def __post_init__(self) -> None:
+        self.token_generated = False
+        if not self.token:
+            self.token = secrets.token_urlsafe(32)
+            self.token_generated = True
+
+    @property
+    def language_overrides(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.language if "=" in item)
+        return {name.strip().lower(): spec.strip() for name, spec in pairs}
+
+
+def env_name(name: str) -> str:
+    return "ICPY_" + name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare one ``--flag`` per setting; ``--help`` names the env var and default."""
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        env = env_name(f.name)
+        if f.type == "list[str]" or f.type is list:
+            parser.add_argument(flag, action="append", default=None, metavar="VALUE",
+                                help=f"{f.metadata['help']} [env {env}, comma-separated]")
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(flag, type=kind, default=None,
+                            help=f"{f.metadata['help']} [env {env}; default {f.default!r}]")
+
+
+def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        cli = getattr(args, f.name, None) if args is not None else None
+        raw = env.get(env_name(f.name))
+        if str(f.type) == "list[str]":
+            if cli is not None:
+                values[f.name] = list(cli)
+            elif raw:
+                values[f.name] = [part.strip() for part in raw.split(",") if part.strip()]
+            continue
+        if cli is not None:
+            values[f.name] = cli
+        elif raw is not None and raw != "":
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise SystemExit(f"{env_name(f.name)}={raw!r}: {exc}") from exc
+    return Settings(**values)

@@ -1,0 +1,55 @@
+"""Constructors for every event the server sends; the shapes are documented in docs/protocol.md."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import IcpyError
+
+
+def now() -> str:
+    """ISO 8601 UTC with milliseconds, like Jupyter's message dates."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def welcome(connection_id: str, server_version: str, languages: list[str]) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "connection_id": connection_id,
+        "server_version": server_version,
+        "languages": languages,
+        "timestamp": now(),
+    }
+
+
+def pong() -> dict[str, Any]:
+    return {"type": "pong", "timestamp": now()}
+
+
+def error(exc: IcpyError) -> dict[str, Any]:
+    return {"type": "error", **exc.to_dict(), "timestamp": now()}
+
+
+def execution_started(execution_id: str, session_id: str, language: str) -> dict[str, Any]:
+    return {
+        "type": "execution_started",
+        "execution_id": execution_id,
+        "session_id": session_id,
+        "language": language,
+        "timestamp": now(),
+    }
+
+
+def execution_update(execution_id: str, seq: int, update: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "execution_update",
+        "execution_id": execution_id,
+        "seq": seq,
+        "update": update,
+        "timestamp": now(),
+    }
+
+
+def keepalive(execution_id: str) -> dict[str, Any]:
+    return {"type": "keepalive", "execution_id": execution_id, "timestamp": now()}

@@ -1,0 +1,130 @@
+"""Validation of client messages into typed requests (pure: no I/O, no kernels)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidJSON, ValidationError
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    timeout: float
+    max_output_size: int
+    working_directory: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    allow_stdin: bool = False
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    code: str
+    language: str
+    execution_id: str
+    session_id: str | None
+    config: ExecutionConfig
+    client_execution_id: bool = False
+
+
+def parse_frame(text: str | bytes) -> dict[str, Any]:
+    """Decode one frame; anything but a JSON object is ``invalid_json``."""
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJSON(f"Frame is not valid JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise InvalidJSON("Frame must be a JSON object")
+    return message
+
+
+def optional_id(message: dict[str, Any], name: str) -> str | None:
+    value = message.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ValidationError(
+            f"'{name}' must be a string of 1-128 letters, digits or _.:@-", field=name
+        )
+    return value
+
+
+def _number(config: dict[str, Any], name: str, default: float, cap: float) -> float:
+    value = config.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValidationError(f"'config.{name}' must be a positive number", field=f"config.{name}")
+    return min(float(value), cap)
+
+
+def parse_config(raw: Any, *, default_timeout: float, max_timeout: float, max_output_size: int) -> ExecutionConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValidationError("'config' must be an object", field="config")
+    timeout = _number(raw, "timeout", default_timeout, max_timeout)
+    output_cap = int(_number(raw, "max_output_size", max_output_size, max_output_size))
+
+    cwd = raw.get("working_directory")
+    if cwd is not None and (not isinstance(cwd, str) or not cwd or "\0" in cwd):
+        raise ValidationError(
+            "'config.working_directory' must be a non-empty string", field="config.working_directory"
+        )
+
+    env = raw.get("environment") or {}
+    if not isinstance(env, dict):
+        raise ValidationError("'config.environment' must be an object of strings", field="config.environment")
+    for key, value in env.items():
+        if not ENV_NAME.match(key):
+            raise ValidationError(
+                f"'config.environment' key {key!r} is not a valid variable name",
+                field="config.environment",
+            )
+        if not isinstance(value, str) or "\0" in value:
+            raise ValidationError(
+                f"'config.environment.{key}' must be a string without NUL bytes",
+                field="config.environment",
+            )
+
+    allow_stdin = raw.get("allow_stdin", False)
+    if not isinstance(allow_stdin, bool):
+        raise ValidationError("'config.allow_stdin' must be a boolean", field="config.allow_stdin")
+    return ExecutionConfig(timeout, output_cap, cwd, dict(env), allow_stdin)
+
+
+def parse_execute(
+    message: dict[str, Any], *, default_timeout: float, max_timeout: float, max_output_size: int
+) -> ExecuteRequest:
+    """Validate an ``execute`` / ``execute_streaming`` message (or JSON-RPC params)."""
+    execution_id = optional_id(message, "execution_id")
+    code = message.get("code")
+    if code is None or code == "":
+        raise ValidationError("No code provided for execution", field="code")
+    if not isinstance(code, str):
+        raise ValidationError("'code' must be a string", field="code")
+    language = message.get("language", "python")
+    if not isinstance(language, str) or not language:
+        raise ValidationError("'language' must be a non-empty string", field="language")
+    session_id = optional_id(message, "session_id")
+    config = parse_config(
+        message.get("config"),
+        default_timeout=default_timeout,
+        max_timeout=max_timeout,
+        max_output_size=max_output_size,
+    )
+    return ExecuteRequest(
+        code=code,
+        language=language,
+        execution_id=execution_id or str(uuid.uuid4()),
+        session_id=session_id,
+        config=config,
+        client_execution_id=execution_id is not None,
+    )

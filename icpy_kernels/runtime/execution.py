@@ -1,0 +1,218 @@
+"""One execution's state: updates with their seq, nbformat outputs, truncation, the final result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol import events
+from ..protocol.iopub import Update, to_output, translate
+from ..protocol.messages import ExecuteRequest
+
+Listener = Callable[[dict[str, Any]], None]
+
+TERMINAL = ("completed", "failed", "timeout", "interrupted")
+
+
+def _size(update: Update) -> int:
+    if update["kind"] == "stream":
+        return len(update["text"].encode("utf-8", "surrogatepass"))
+    if update["kind"] in ("result", "display"):
+        return sum(len(str(v)) for v in update["data"].values())
+    return 0
+
+
+def _cut_utf8(text: str, budget: int) -> str:
+    return text.encode("utf-8", "surrogatepass")[:budget].decode("utf-8", "ignore")
+
+
+class Execution:
+    """Fed IOPub messages and replies by its session; tells its listeners every event.
+
+    Listeners are plain callables that must not block (they enqueue): the IOPub reader
+    must never wait on a client, or ZMQ would start dropping the kernel's output.
+    """
+
+    def __init__(self, request: ExecuteRequest, session_id: str, language: str) -> None:
+        self.request = request
+        self.execution_id = request.execution_id
+        self.session_id = session_id
+        self.language = language
+        self.listeners: list[Listener] = []
+        self.status = "running"
+        self.seq = 0
+        self.outputs: list[dict[str, Any]] = []
+        self.result_bundle: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.execution_count: int | None = None
+        self.exit_code: int | None = None
+        self.kernel_restarted = False
+        self.truncated = False
+        self._bytes = 0
+        self._clear_pending = False
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.last_output = self.started
+        self.reply: dict[str, Any] | None = None
+        self.idle = False
+        self.done = asyncio.Event()  # set once both the reply and status:idle arrived
+        self.result: dict[str, Any] | None = None
+        self.msg_id: str | None = None
+        self.interrupt_requested = False
+
+    # -- events out -------------------------------------------------------------
+    def emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def start_event(self) -> dict[str, Any]:
+        return events.execution_started(self.execution_id, self.session_id, self.language)
+
+    def _publish(self, update: Update) -> None:
+        self.seq += 1
+        self.last_output = time.monotonic()
+        self.emit(events.execution_update(self.execution_id, self.seq, update))
+
+    # -- kernel messages in -----------------------------------------------------
+    def on_iopub(self, msg: dict[str, Any]) -> None:
+        msg_type = msg["header"]["msg_type"]
+        if msg_type == "status":
+            if msg["content"].get("execution_state") == "idle":
+                self.idle = True
+                self._check_done()
+            return
+        if msg_type == "execute_input":
+            self.execution_count = msg["content"].get("execution_count", self.execution_count)
+            return
+        update = translate(msg)
+        if update is not None:
+            self.add_update(update)
+
+    def on_reply(self, msg: dict[str, Any]) -> None:
+        self.reply = msg["content"]
+        self.execution_count = self.reply.get("execution_count", self.execution_count)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.reply is not None and self.idle:
+            self.done.set()
+
+    def add_update(self, update: Update) -> None:
+        kind = update["kind"]
+        if kind == "error":
+            self.error = {k: update[k] for k in ("ename", "evalue", "traceback")}
+        elif self.truncated:
+            return
+        size = _size(update)
+        if self._bytes + size > self.request.config.max_output_size and kind in ("stream", "result", "display"):
+            budget = self.request.config.max_output_size - self._bytes
+            if kind == "stream" and budget > 0:
+                self._accept({**update, "text": _cut_utf8(update["text"], budget)})
+            self.truncated = True
+            self._accept({"kind": "stream", "name": "stderr", "text": (
+                f"\n[icpy] output truncated: more than {self.request.config.max_output_size} bytes "
+                "(config.max_output_size); further output of this execution is discarded\n"
+            )})
+            return
+        self._bytes += size
+        if kind == "result":
+            self.result_bundle = update["data"]
+            if update.get("execution_count") is not None:
+                self.execution_count = update["execution_count"]
+        self._accept(update)
+
+    def _accept(self, update: Update) -> None:
+        self._record_output(update)
+        self._publish(update)
+
+    def _record_output(self, update: Update) -> None:
+        """Keep ``outputs`` as a notebook front end would show them (nbclient's rules)."""
+        kind = update["kind"]
+        if kind == "clear_output":
+            if update["wait"]:
+                self._clear_pending = True
+            else:
+                self.outputs.clear()
+            return
+        if kind == "display" and update["update"]:
+            for out in self.outputs:
+                if out.get("_display_id") == update["display_id"] and update["display_id"] is not None:
+                    out["data"], out["metadata"] = update["data"], update["metadata"]
+            return
+        if self._clear_pending:
+            self.outputs.clear()
+            self._clear_pending = False
+        output = to_output(update)
+        if output is None:
+            return
+        last = self.outputs[-1] if self.outputs else None
+        if output["output_type"] == "stream":
+            # Chunks are joined once at the end: += on a dict value would copy the whole
+            # text for every message of a long stream.
+            if last and last["output_type"] == "stream" and last["name"] == output["name"]:
+                last["_chunks"].append(output.pop("text"))
+                return
+            output["_chunks"] = [output.pop("text")]
+        if kind == "display" and update["display_id"] is not None:
+            output["_display_id"] = update["display_id"]
+        self.outputs.append(output)
+
+    # -- the end ----------------------------------------------------------------
+    def finish(self, status: str | None = None) -> dict[str, Any]:
+        """Decide the status (unless forced), build the result, tell listeners. Idempotent."""
+        if self.result is not None:
+            return self.result
+        reply = self.reply or {}
+        if status is None:
+            status = "completed" if reply.get("status", "ok") == "ok" and self.error is None else "failed"
+        if self.exit_code is None:
+            code = reply.get("exit_code")
+            self.exit_code = code if isinstance(code, int) else (0 if status == "completed" else 1)
+        if reply.get("restarted"):
+            self.kernel_restarted = True
+        self.status = status
+        self.finished = time.monotonic()
+        self.result = self._build_result()
+        self.done.set()
+        self.emit(self.result)
+        return self.result
+
+    @staticmethod
+    def _public(output: dict[str, Any]) -> dict[str, Any]:
+        public = {k: v for k, v in output.items() if not k.startswith("_")}
+        if "_chunks" in output:
+            public["text"] = "".join(output["_chunks"])
+        return public
+
+    def _build_result(self) -> dict[str, Any]:
+        outputs = [self._public(o) for o in self.outputs]
+        streams = {"stdout": [], "stderr": []}
+        for o in outputs:
+            if o["output_type"] == "stream":
+                streams.setdefault(o["name"], []).append(o["text"])
+        output = "".join(streams["stdout"]).splitlines()
+        if self.result_bundle and "text/plain" in self.result_bundle:
+            output.append(self.result_bundle["text/plain"])
+        errors = "".join(streams["stderr"]).splitlines()
+        if self.error:
+            errors.append(f"{self.error['ename']}: {self.error['evalue']}")
+        return {
+            "type": "execution_result",
+            "execution_id": self.execution_id,
+            "session_id": self.session_id,
+            "language": self.language,
+            "status": self.status,
+            "output": output,
+            "errors": errors,
+            "outputs": outputs,
+            "result": self.result_bundle,
+            "error": self.error,
+            "execution_count": self.execution_count,
+            "execution_time": round((self.finished or time.monotonic()) - self.started, 6),
+            "exit_code": self.exit_code,
+            "kernel_restarted": self.kernel_restarted,
+            "truncated": self.truncated,
+            "timestamp": events.now(),
+        }

@@ -1,0 +1,122 @@
+"""Where kernels run: the small contract sessions use, and the local-process implementation.
+
+A session only ever talks to a ``KernelHandle`` (lifecycle) and the ``AsyncKernelClient`` it
+hands out (messages). A warm pool or a remote gateway is another ``KernelProvider``; the
+session manager does not change.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import sys
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from ..errors import KernelStartError
+
+# The kernel's environment is built from scratch: the server's own variables (its token
+# among them) never reach user code. Names ending in '*' are prefixes.
+ENV_ALLOW = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM",
+    "TMPDIR", "JUPYTER_PATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
+    "VIRTUAL_ENV", "PYTHONPATH", "NODE_PATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+    "MALLOC_ARENA_MAX", "SYSTEMROOT",
+)
+
+
+def kernel_environment(source: dict[str, str] | None = None, extra_allow: tuple[str, ...] = ()) -> dict[str, str]:
+    source = dict(os.environ if source is None else source)
+    allowed = ENV_ALLOW + extra_allow
+    env = {}
+    for key, value in source.items():
+        for pattern in allowed:
+            if key == pattern or (pattern.endswith("*") and key.startswith(pattern[:-1])):
+                env[key] = value
+                break
+    # The server's interpreter directory first, so "python" in a kernelspec is this venv's.
+    env["PATH"] = os.pathsep.join(
+        [os.path.dirname(sys.executable), *filter(None, [env.get("PATH")])]
+    )
+    return env
+
+
+class KernelHandle(abc.ABC):
+    """One running kernel. Called by ``Session`` only."""
+
+    kernel_name: str
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def client(self) -> AsyncKernelClient:
+        """A fresh, unstarted client for the kernel's current connection info."""
+
+    @abc.abstractmethod
+    async def is_alive(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def interrupt(self) -> None: ...
+
+    @abc.abstractmethod
+    async def restart(self) -> None:
+        """Kill and start again (state is lost). Clients must be recreated afterwards."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Stop the kernel for good; must not raise if it is already gone."""
+
+
+class KernelProvider(abc.ABC):
+    @abc.abstractmethod
+    def create(self, kernel_name: str) -> KernelHandle:
+        """A handle for a new kernel of that spec (not started yet)."""
+
+
+class LocalKernel(KernelHandle):
+    """A kernel process on this machine, through jupyter_client's AsyncKernelManager."""
+
+    def __init__(self, kernel_name: str, ksm: KernelSpecManager, env: dict[str, str]) -> None:
+        self.kernel_name = kernel_name
+        self._env = env
+        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm)
+
+    async def start(self) -> None:
+        try:
+            await self.km.start_kernel(env=dict(self._env))
+        except Exception as exc:  # any failure to launch is the same thing to a client
+            await self.shutdown()
+            raise KernelStartError(f"Kernel {self.kernel_name!r} failed to start: {exc}") from exc
+
+    def client(self) -> AsyncKernelClient:
+        return self.km.client()
+
+    async def is_alive(self) -> bool:
+        return await self.km.is_alive()
+
+    async def interrupt(self) -> None:
+        await self.km.interrupt_kernel()
+
+    async def restart(self) -> None:
+        await self.km.restart_kernel(now=True)
+
+    async def shutdown(self) -> None:
+        if self.km.has_kernel:
+            try:
+                await self.km.shutdown_kernel(now=False)
+            except Exception:
+                # A kernel that will not stop politely is killed; never leave a process.
+                await self.km.shutdown_kernel(now=True)
+        self.km.cleanup_resources()
+
+
+class LocalKernelProvider(KernelProvider):
+    def __init__(self, ksm: KernelSpecManager, env: dict[str, str] | None = None) -> None:
+        self.ksm = ksm
+        self.env = env if env is not None else kernel_environment()
+
+    def create(self, kernel_name: str) -> KernelHandle:
+        return LocalKernel(kernel_name, self.ksm, self.env)

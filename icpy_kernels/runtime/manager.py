@@ -1,0 +1,155 @@
+"""The session registry: named and per-connection sessions, capacity, idle culling, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ..config import Settings
+from ..errors import CapacityError, ExecutionNotFound, SessionConflict, SessionNotFound
+from ..protocol.messages import ExecuteRequest
+from .execution import Execution, Listener
+from .kernels import KernelProvider
+from .languages import Language, LanguageTable
+from .session import Session, SessionListener
+
+log = logging.getLogger(__name__)
+
+RECENT_EXECUTIONS = 1000  # finished executions kept in memory for lookups
+
+
+class SessionManager:
+    """Knows every session; knows nothing of sockets or of where kernels run."""
+
+    def __init__(self, settings: Settings, languages: LanguageTable, provider: KernelProvider) -> None:
+        self.settings = settings
+        self.languages = languages
+        self.provider = provider
+        self.sessions: dict[str, Session] = {}
+        self.executions: OrderedDict[str, Execution] = OrderedDict()
+        self.session_listeners: list[SessionListener] = []
+        self._culler: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- sessions -----------------------------------------------------------------
+    def default_session_id(self, connection_id: str, language: Language) -> str:
+        return f"conn-{connection_id}-{language.name.replace(':', '-')}"
+
+    def get_or_create(self, session_id: str | None, language_name: str, connection_id: str | None) -> Session:
+        """The named session (created on first use) or the connection's default one."""
+        if self._closing:
+            raise CapacityError("The server is shutting down")
+        language = self.languages.resolve(language_name)
+        named = session_id is not None
+        if session_id is None:
+            if connection_id is None:
+                raise SessionNotFound("An unnamed execution needs a connection or a session_id")
+            session_id = self.default_session_id(connection_id, language)
+        session = self.sessions.get(session_id)
+        if session is not None:
+            if session.language.kernel_name != language.kernel_name:
+                raise SessionConflict(
+                    f"Session {session_id!r} runs {session.language.name}, not {language.name}",
+                    session_id=session_id,
+                )
+            return session
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise CapacityError(f"No capacity: {self.settings.max_sessions} sessions are running")
+        session = Session(
+            session_id,
+            language,
+            self.provider.create(language.kernel_name),
+            named=named,
+            owner=connection_id,
+            interrupt_grace=self.settings.interrupt_grace,
+            keepalive_interval=self.settings.keepalive_interval,
+        )
+        session.listeners.extend(self.session_listeners)
+        self.sessions[session_id] = session
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"No session {session_id!r}", session_id=session_id)
+        return session
+
+    async def create_session(self, session_id: str | None, language_name: str) -> Session:
+        import uuid
+
+        session = self.get_or_create(session_id or f"s-{uuid.uuid4().hex[:12]}", language_name, None)
+        await session.ensure_started()
+        return session
+
+    async def shutdown_session(self, session_id: str, reason: str = "requested") -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            raise SessionNotFound(f"No session {session_id!r}", session_id=session_id)
+        await session.shutdown(reason)
+
+    async def close_connection(self, connection_id: str) -> None:
+        """A connection went away: its default sessions go with it (running work is interrupted)."""
+        mine = [s for s in self.sessions.values() if not s.named and s.owner == connection_id]
+        await asyncio.gather(
+            *(self.shutdown_session(s.id, "connection closed") for s in mine), return_exceptions=True
+        )
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        return [s.describe() for s in self.sessions.values()]
+
+    # -- executions ---------------------------------------------------------------
+    async def execute(
+        self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener]
+    ) -> Execution:
+        session = self.get_or_create(request.session_id, request.language, connection_id)
+        execution = Execution(request, session.id, session.language.name)
+        execution.listeners.extend(listeners)
+        self.executions[execution.execution_id] = execution
+        while len(self.executions) > RECENT_EXECUTIONS:
+            self.executions.popitem(last=False)
+        return await session.execute(execution)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        execution = self.executions.get(execution_id)
+        if execution is None:
+            raise ExecutionNotFound(f"No execution {execution_id!r}", execution_id=execution_id)
+        return execution
+
+    # -- background and shutdown --------------------------------------------------
+    def start(self) -> None:
+        if self.settings.session_idle_timeout > 0 and self._culler is None:
+            self._culler = asyncio.create_task(self._cull_forever())
+
+    async def _cull_forever(self) -> None:
+        interval = max(1.0, min(60.0, self.settings.session_idle_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await self.cull_idle()
+
+    async def cull_idle(self) -> list[str]:
+        """Shut down named sessions with no execution running or queued for too long."""
+        limit = self.settings.session_idle_timeout
+        now = time.monotonic()
+        idle = [
+            s.id for s in self.sessions.values()
+            if s.named and s.queued == 0 and s.current is None and now - s.last_activity > limit
+        ]
+        for session_id in idle:
+            with contextlib.suppress(SessionNotFound):
+                await self.shutdown_session(session_id, "idle")
+        return idle
+
+    async def shutdown(self) -> None:
+        """Stop every kernel. Safe to call more than once."""
+        self._closing = True
+        if self._culler is not None:
+            self._culler.cancel()
+            self._culler = None
+        sessions = list(self.sessions.values())
+        self.sessions.clear()
+        await asyncio.gather(*(s.shutdown("server shutdown") for s in sessions), return_exceptions=True)

@@ -1,0 +1,321 @@
+"""One session = one kernel of one language, running its executions one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import SessionNotFound, ValidationError
+from ..protocol import events
+from ..protocol.iopub import parent_id
+from .execution import Execution
+from .kernels import KernelHandle
+from .languages import Language
+
+log = logging.getLogger(__name__)
+
+LIVENESS_INTERVAL = 0.5  # how often a running execution checks that its kernel still lives
+SILENT_TIMEOUT = 15.0  # bound on our own bookkeeping snippets (context enter/exit)
+READY_TIMEOUT = 60.0
+
+SessionListener = Callable[[dict[str, Any]], None]
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        language: Language,
+        handle: KernelHandle,
+        *,
+        named: bool,
+        owner: str | None,
+        interrupt_grace: float = 2.0,
+        keepalive_interval: float = 5.0,
+    ) -> None:
+        self.id = session_id
+        self.language = language
+        self.handle = handle
+        self.named = named
+        self.owner = owner
+        self.interrupt_grace = interrupt_grace
+        self.keepalive_interval = keepalive_interval
+        self.created = time.time()
+        self.last_activity = time.monotonic()
+        self.state = "new"  # new -> starting -> idle <-> busy; dead; shutdown
+        self.execution_count = 0
+        self.restarts = 0
+        self.listeners: list[SessionListener] = []  # session-level events (restart, shutdown)
+        self.queued = 0
+        self.current: Execution | None = None
+        self.client: Any = None
+        self._lock = asyncio.Lock()  # FIFO: executions run in arrival order
+        self._start_lock = asyncio.Lock()
+        self._readers: list[asyncio.Task[None]] = []
+        self._routes: dict[str, Execution] = {}
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self.state == "shutdown"
+
+    async def ensure_started(self) -> None:
+        async with self._start_lock:
+            if self.closed:
+                raise SessionNotFound(f"Session {self.id!r} has been shut down", session_id=self.id)
+            if self.state == "new":
+                self.state = "starting"
+                try:
+                    await self.handle.start()
+                    await self._connect()
+                except BaseException:
+                    self.state = "dead"
+                    await self.handle.shutdown()
+                    raise
+                self.state = "idle"
+                self._notify("session_started")
+            elif self.state == "dead" or not await self.handle.is_alive():
+                await self._restart_locked("died")
+
+    async def _connect(self) -> None:
+        self.client = self.handle.client()
+        self.client.start_channels()
+        await self.client.wait_for_ready(timeout=READY_TIMEOUT)
+        self._readers = [
+            asyncio.create_task(self._read(self.client.get_iopub_msg, self._on_iopub)),
+            asyncio.create_task(self._read(self.client.get_shell_msg, self._on_shell)),
+            asyncio.create_task(self._read(self.client.get_stdin_msg, self._on_stdin)),
+        ]
+
+    async def _disconnect(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        for task in self._readers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._readers = []
+        if self.client is not None:
+            self.client.stop_channels()
+            self.client = None
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("kernel connection closed"))
+        self._waiters.clear()
+
+    async def restart(self, reason: str = "requested") -> None:
+        async with self._start_lock:
+            if self.closed:
+                raise SessionNotFound(f"Session {self.id!r} has been shut down", session_id=self.id)
+            await self._restart_locked(reason)
+
+    async def _restart_locked(self, reason: str) -> None:
+        self.state = "starting"
+        await self._disconnect()
+        if self.handle is not None:
+            await self.handle.restart()
+        await self._connect()
+        self.restarts += 1
+        self.state = "busy" if self.current else "idle"
+        self._notify("session_restarted", reason=reason)
+
+    async def shutdown(self, reason: str = "requested") -> None:
+        if self.closed:
+            return
+        self.state = "shutdown"
+        if self.current is not None and self.current.result is None:
+            self.current.add_update({
+                "kind": "error", "ename": "SessionShutdown",
+                "evalue": f"The session was shut down ({reason})", "traceback": [],
+            })
+            self.current.finish("failed")
+        await self._disconnect()
+        await self.handle.shutdown()
+        self._notify("session_shutdown", reason=reason)
+
+    def _notify(self, event: str, **fields: Any) -> None:
+        message = {"type": event, "session_id": self.id, "language": self.language.name,
+                   **fields, "timestamp": events.now()}
+        for listener in list(self.listeners):
+            listener(message)
+
+    # -- readers: one task per channel, routing on parent_header.msg_id -------------
+    async def _read(self, get: Callable[..., Any], handle: Callable[[dict[str, Any]], None]) -> None:
+        while True:
+            msg = await get()
+            try:
+                handle(msg)
+            except Exception:  # a malformed message must not stop the reader
+                log.exception("session %s: failed to handle %s", self.id, msg.get("msg_type"))
+
+    def _on_iopub(self, msg: dict[str, Any]) -> None:
+        execution = self._routes.get(parent_id(msg) or "")
+        if execution is not None:
+            execution.on_iopub(msg)
+
+    def _on_shell(self, msg: dict[str, Any]) -> None:
+        pid = parent_id(msg) or ""
+        waiter = self._waiters.pop(pid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+            return
+        execution = self._routes.get(pid)
+        if execution is not None:
+            execution.on_reply(msg)
+
+    def _on_stdin(self, msg: dict[str, Any]) -> None:
+        execution = self._routes.get(parent_id(msg) or "")
+        if execution is None or msg["header"]["msg_type"] != "input_request":
+            return
+        content = msg["content"]
+        execution.add_update({"kind": "input_request", "prompt": content.get("prompt", ""),
+                              "password": bool(content.get("password", False))})
+
+    def send_input(self, value: str) -> None:
+        if self.client is None:
+            raise SessionNotFound(f"Session {self.id!r} has no running kernel", session_id=self.id)
+        self.client.input(value)
+
+    async def request(self, send: Callable[[], str], wait: float = SILENT_TIMEOUT) -> dict[str, Any]:
+        """Send one shell request (``send`` returns its msg_id) and await its reply."""
+        msg_id = send()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[msg_id] = future
+        try:
+            return await asyncio.wait_for(future, wait)
+        finally:
+            self._waiters.pop(msg_id, None)
+
+    async def _run_silent(self, code: str) -> dict[str, Any]:
+        reply = await self.request(lambda: self.client.execute(
+            code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False))
+        return reply["content"]
+
+    # -- executions ---------------------------------------------------------------
+    async def execute(self, execution: Execution) -> Execution:
+        """Queue behind earlier executions, then run; the result is also told to listeners."""
+        self.queued += 1
+        self.last_activity = time.monotonic()
+        try:
+            async with self._lock:
+                await self.ensure_started()
+                await self._run(execution)
+        finally:
+            self.queued -= 1
+            self.last_activity = time.monotonic()
+        return execution
+
+    async def _run(self, execution: Execution) -> None:
+        cfg = execution.request.config
+        context = None
+        if cfg.working_directory is not None or cfg.environment:
+            if self.language.context is None:
+                raise ValidationError(
+                    f"config.working_directory/environment are not supported for {self.language.name}",
+                    field="config", execution_id=execution.execution_id)
+            context = self.language.context(cfg.working_directory, cfg.environment)
+            reply = await self._run_silent(context.enter)
+            if reply.get("status") != "ok":
+                await self._run_silent(context.exit)
+                raise ValidationError(
+                    f"Working directory {cfg.working_directory!r} does not exist or is not accessible"
+                    if cfg.working_directory is not None else
+                    f"Environment could not be applied: {reply.get('evalue', '')}",
+                    field="config.working_directory" if cfg.working_directory else "config.environment",
+                    execution_id=execution.execution_id)
+
+        self.current = execution
+        self.state = "busy"
+        execution.started = time.monotonic()
+        execution.emit(execution.start_event())
+        msg_id = self.client.execute(execution.request.code, silent=False, store_history=True,
+                                     allow_stdin=cfg.allow_stdin, stop_on_error=False)
+        execution.msg_id = msg_id
+        self._routes[msg_id] = execution  # no await since execute(): no message can be missed
+        try:
+            status = await self._wait(execution)
+        finally:
+            self._routes.pop(msg_id, None)
+            self.current = None
+            if not self.closed:
+                self.state = "idle"
+        if context is not None and not self.closed and not execution.kernel_restarted:
+            with contextlib.suppress(Exception):
+                await self._run_silent(context.exit)
+        if execution.execution_count is not None:
+            self.execution_count = execution.execution_count
+        execution.finish(status)
+
+    async def _wait(self, execution: Execution) -> str | None:
+        """Wait for reply + idle under the deadline, watching the kernel; returns a forced status."""
+        deadline = execution.started + execution.request.config.timeout
+        last_keepalive = execution.started
+        while not execution.done.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return await self._on_timeout(execution)
+            try:
+                await asyncio.wait_for(execution.done.wait(), min(deadline - now, LIVENESS_INTERVAL))
+            except TimeoutError:
+                if self.closed:
+                    return "failed"
+                if not await self.handle.is_alive():
+                    await self._on_death(execution)
+                    return "failed"
+                quiet_since = max(execution.last_output, last_keepalive)
+                if time.monotonic() - quiet_since >= self.keepalive_interval:
+                    last_keepalive = time.monotonic()
+                    execution.emit(events.keepalive(execution.execution_id))
+        if self.closed and execution.result is not None:
+            return execution.status
+        return "interrupted" if execution.interrupt_requested else None
+
+    async def _on_timeout(self, execution: Execution) -> str:
+        with contextlib.suppress(Exception):
+            await self.handle.interrupt()
+        try:
+            await asyncio.wait_for(execution.done.wait(), self.interrupt_grace)
+        except TimeoutError:
+            # Still busy after the interrupt (a C-level hang, a signal-ignoring thread):
+            # state is sacrificed so the session can serve the next execution.
+            async with self._start_lock:
+                await self._restart_locked("timeout")
+            execution.kernel_restarted = True
+        return "timeout"
+
+    async def _on_death(self, execution: Execution) -> None:
+        execution.add_update({
+            "kind": "error", "ename": "KernelDied",
+            "evalue": "The kernel died during execution; it was restarted and its state is lost",
+            "traceback": [],
+        })
+        async with self._start_lock:
+            await self._restart_locked("died")
+        execution.kernel_restarted = True
+
+    async def interrupt(self) -> bool:
+        """Interrupt the running execution (state is kept); False if nothing was running."""
+        execution = self.current
+        if execution is None:
+            return False
+        execution.interrupt_requested = True
+        await self.handle.interrupt()
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "session_id": self.id,
+            "language": self.language.name,
+            "kernel_name": self.language.kernel_name,
+            "named": self.named,
+            "state": self.state,
+            "execution_count": self.execution_count,
+            "restarts": self.restarts,
+            "queued": self.queued,
+            "created": self.created,
+            "current_execution_id": self.current.execution_id if self.current else None,
+        }

@@ -1,0 +1,88 @@
+"""The Tornado application and the server's start/stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from typing import Any
+
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from ..config import Settings
+from ..runtime.kernels import LocalKernelProvider, kernel_environment
+from ..runtime.kernelspecs import kernel_spec_manager
+from ..runtime.languages import LanguageTable
+from ..runtime.manager import SessionManager
+from .websocket import ExecutionSocket, HealthHandler
+
+log = logging.getLogger(__name__)
+
+
+def make_manager(settings: Settings) -> SessionManager:
+    ksm = kernel_spec_manager()
+    languages = LanguageTable(ksm, settings.language_overrides)
+    return SessionManager(settings, languages, LocalKernelProvider(ksm, kernel_environment()))
+
+
+def make_app(settings: Settings, manager: SessionManager) -> web.Application:
+    deps: dict[str, Any] = {"manager": manager, "settings": settings, "connections": set()}
+    return web.Application(
+        [
+            (r"/ws", ExecutionSocket, deps),
+            (r"/ws/enhanced", ExecutionSocket, deps),
+            (r"/api/health", HealthHandler, deps),
+        ],
+        websocket_ping_interval=settings.ws_ping_interval or None,
+        websocket_ping_timeout=settings.ws_ping_interval or None,
+        websocket_max_message_size=settings.max_message_size,
+    )
+
+
+class Server:
+    """The app, its listening sockets and its session manager, started and stopped together."""
+
+    def __init__(self, settings: Settings, manager: SessionManager | None = None) -> None:
+        self.settings = settings
+        self.manager = manager or make_manager(settings)
+        self.app = make_app(settings, self.manager)
+        self.http: HTTPServer | None = None
+        self.port = settings.port
+
+    async def start(self) -> None:
+        sockets = bind_sockets(self.settings.port, self.settings.host, family=socket.AF_UNSPEC)
+        self.port = sockets[0].getsockname()[1]
+        self.http = HTTPServer(self.app, max_body_size=self.settings.max_message_size, xheaders=False)
+        self.http.add_sockets(sockets)
+        self.manager.start()
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{self.port}/ws?token={self.settings.token}"
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        await self.manager.shutdown()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then shut every kernel down before returning."""
+    server = Server(settings)
+    await server.start()
+    print(f"icpy_kernels serving on {server.url}", flush=True)
+    if settings.token_generated:
+        print("(token generated for this run; set --token or ICPY_TOKEN to choose one)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("icpy_kernels: shutting down kernels...", flush=True)
+    await server.stop()

@@ -1,0 +1,139 @@
+"""One client connection: message dispatch and execution tasks, independent of the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import __version__
+from ..config import Settings
+from ..errors import IcpyError, UnknownType, ValidationError
+from ..protocol import events
+from ..protocol.messages import ExecuteRequest, parse_execute, parse_frame
+from ..runtime.execution import Execution
+from ..runtime.manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], None]
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Connection:
+    """Everything a WebSocket does, minus the socket: feed it frames, it calls ``send``.
+
+    ``send`` must not block (it enqueues); executions run as tasks so that a long run
+    never stops the connection from answering pings or taking more requests.
+    """
+
+    def __init__(self, manager: SessionManager, settings: Settings, send: Send) -> None:
+        self.id = uuid.uuid4().hex
+        self.manager = manager
+        self.settings = settings
+        self.send = send
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        self.handlers: dict[str, Handler] = {
+            "ping": self.on_ping,
+            "execute": self.on_execute,
+            "execute_streaming": self.on_execute_streaming,
+        }
+
+    def welcome(self) -> dict[str, Any]:
+        return events.welcome(self.id, __version__, self.manager.languages.available())
+
+    async def on_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_frame(frame)
+            kind = message.get("type")
+            handler = self.handlers.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise UnknownType(
+                    f"Unknown message type {kind!r}; expected one of: {', '.join(self.handlers)}",
+                    known=list(self.handlers),
+                )
+            await handler(message)
+        except IcpyError as exc:
+            self.send(events.error(exc))
+
+    async def on_ping(self, message: dict[str, Any]) -> None:
+        self.send(events.pong())
+
+    # -- execution ----------------------------------------------------------------
+    def parse_execute(self, message: dict[str, Any]) -> ExecuteRequest:
+        """Validate and resolve the language up front, so errors come before any task.
+
+        Errors about an execute always carry ``execution_id`` (null when the client sent none).
+        """
+        try:
+            request = parse_execute(
+                message,
+                default_timeout=self.settings.default_timeout,
+                max_timeout=self.settings.max_timeout,
+                max_output_size=self.settings.max_output_size,
+            )
+        except IcpyError as exc:
+            sent = message.get("execution_id")
+            exc.details["execution_id"] = sent if isinstance(sent, str) else None
+            raise
+        try:
+            self.manager.languages.resolve(request.language)
+        except IcpyError as exc:
+            exc.details["execution_id"] = request.execution_id
+            raise
+        return request
+
+    async def on_execute(self, message: dict[str, Any]) -> None:
+        self.start_execution(self.parse_execute(message), streaming=False)
+
+    async def on_execute_streaming(self, message: dict[str, Any]) -> None:
+        self.start_execution(self.parse_execute(message), streaming=True)
+
+    def start_execution(self, request: ExecuteRequest, *, streaming: bool) -> None:
+        def listener(event: dict[str, Any]) -> None:
+            if streaming or event["type"] == "execution_result":
+                self.send(event)
+
+        self.spawn(self._execute(request, listener))
+
+    async def _execute(self, request: ExecuteRequest, listener: Callable[[dict[str, Any]], None]) -> Execution | None:
+        try:
+            return await self.manager.execute(request, self.id, [listener])
+        except IcpyError as exc:
+            exc.details.setdefault("execution_id", request.execution_id)
+            self.send(events.error(exc))
+        return None
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("connection %s: task failed", self.id, exc_info=exc)
+            with contextlib.suppress(Exception):
+                self.send(events.error(IcpyError(f"Internal error: {exc}")))
+
+    async def close(self) -> None:
+        """The socket is gone: its default sessions (and their running work) go too.
+
+        Tasks are not cancelled: an execution in a named session runs on (its client may
+        come back for it), and one in a default session ends when its session shuts down.
+        """
+        self.closed = True
+        await self.manager.close_connection(self.id)
+
+
+def require_str(message: dict[str, Any], name: str) -> str:
+    value = message.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"'{name}' must be a non-empty string", field=name)
+    return value

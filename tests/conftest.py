@@ -1,0 +1,70 @@
+"""Shared test setup: an isolated Jupyter runtime dir, bundled kernelspecs on JUPYTER_PATH,
+and a check that no kernel process outlives the test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+_TEST_ROOT = Path(tempfile.mkdtemp(prefix="icpy-tests-"))
+_RUNTIME_DIR = _TEST_ROOT / "runtime"
+_JUPYTER_PATH = _TEST_ROOT / "jupyter"
+
+
+def _setup_environment() -> None:
+    # Kernels write their connection files here, so every kernel started by the suite
+    # (in-process or by a server subprocess) carries this path on its command line: that
+    # is how the leftover check below finds them.
+    _RUNTIME_DIR.mkdir(parents=True)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(_RUNTIME_DIR)
+    from icpy_kernels.runtime.kernelspecs import bundled_kernelspecs_dir
+
+    kernels = _JUPYTER_PATH / "kernels"
+    kernels.mkdir(parents=True)
+    for spec in bundled_kernelspecs_dir().iterdir():
+        if (spec / "kernel.json").exists():
+            (kernels / spec.name).symlink_to(spec)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        [str(_JUPYTER_PATH), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+    )
+
+
+_setup_environment()
+
+
+def kernel_processes() -> list[tuple[int, str]]:
+    """Live processes whose command line names the suite's runtime dir (i.e. our kernels)."""
+    found = []
+    marker = str(_RUNTIME_DIR).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Zombies are already dead; their parent just has not reaped them yet.
+        if marker in cmdline and ") Z " not in stat:
+            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_kernels():
+    """Fail the run if any kernel process started by the suite is still alive at the end."""
+    yield
+    deadline = time.monotonic() + 10
+    while kernel_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftovers = kernel_processes()
+    for pid, _ in leftovers:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    assert not leftovers, f"kernel processes outlived the tests: {leftovers}"
