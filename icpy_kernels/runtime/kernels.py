@@ -110,7 +110,6 @@ class LocalKernel(KernelHandle):
             except Exception:
                 # A kernel that will not stop politely is killed; never leave a process.
                 await self.km.shutdown_kernel(now=True)
-        self.km.cleanup_resources()
 
 
 class LocalKernelProvider(KernelProvider):
