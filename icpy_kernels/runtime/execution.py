@@ -179,6 +179,12 @@ class Execution:
         self.emit(self.result)
         return self.result
 
+    def snapshot(self) -> dict[str, Any]:
+        """The result when finished; otherwise the same shape with status ``running``."""
+        if self.result is not None:
+            return self.result
+        return {**self._build_result(), "status": self.status}
+
     @staticmethod
     def _public(output: dict[str, Any]) -> dict[str, Any]:
         public = {k: v for k, v in output.items() if not k.startswith("_")}

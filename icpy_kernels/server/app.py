@@ -17,6 +17,7 @@ from ..runtime.kernels import LocalKernelProvider, kernel_environment
 from ..runtime.kernelspecs import kernel_spec_manager
 from ..runtime.languages import LanguageTable
 from ..runtime.manager import SessionManager
+from ..service import Service
 from .websocket import ExecutionSocket, HealthHandler
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def make_manager(settings: Settings) -> SessionManager:
 
 
 def make_app(settings: Settings, manager: SessionManager) -> web.Application:
-    deps: dict[str, Any] = {"manager": manager, "settings": settings, "connections": set()}
+    deps: dict[str, Any] = {"service": Service(manager), "settings": settings, "connections": set()}
     return web.Application(
         [
             (r"/ws", ExecutionSocket, deps),

@@ -10,12 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import __version__
-from ..config import Settings
 from ..errors import IcpyError, UnknownType, ValidationError
 from ..protocol import events
-from ..protocol.messages import ExecuteRequest, parse_execute, parse_frame
+from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
-from ..runtime.manager import SessionManager
+from ..service import Service
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +29,10 @@ class Connection:
     never stops the connection from answering pings or taking more requests.
     """
 
-    def __init__(self, manager: SessionManager, settings: Settings, send: Send) -> None:
+    def __init__(self, service: Service, send: Send) -> None:
         self.id = uuid.uuid4().hex
-        self.manager = manager
-        self.settings = settings
+        self.service = service
+        self.manager = service.manager
         self.send = send
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
@@ -64,34 +63,11 @@ class Connection:
         self.send(events.pong())
 
     # -- execution ----------------------------------------------------------------
-    def parse_execute(self, message: dict[str, Any]) -> ExecuteRequest:
-        """Validate and resolve the language up front, so errors come before any task.
-
-        Errors about an execute always carry ``execution_id`` (null when the client sent none).
-        """
-        try:
-            request = parse_execute(
-                message,
-                default_timeout=self.settings.default_timeout,
-                max_timeout=self.settings.max_timeout,
-                max_output_size=self.settings.max_output_size,
-            )
-        except IcpyError as exc:
-            sent = message.get("execution_id")
-            exc.details["execution_id"] = sent if isinstance(sent, str) else None
-            raise
-        try:
-            self.manager.languages.resolve(request.language)
-        except IcpyError as exc:
-            exc.details["execution_id"] = request.execution_id
-            raise
-        return request
-
     async def on_execute(self, message: dict[str, Any]) -> None:
-        self.start_execution(self.parse_execute(message), streaming=False)
+        self.start_execution(self.service.parse_execute(message), streaming=False)
 
     async def on_execute_streaming(self, message: dict[str, Any]) -> None:
-        self.start_execution(self.parse_execute(message), streaming=True)
+        self.start_execution(self.service.parse_execute(message), streaming=True)
 
     def start_execution(self, request: ExecuteRequest, *, streaming: bool) -> None:
         def listener(event: dict[str, Any]) -> None:
@@ -102,7 +78,7 @@ class Connection:
 
     async def _execute(self, request: ExecuteRequest, listener: Callable[[dict[str, Any]], None]) -> Execution | None:
         try:
-            return await self.manager.execute(request, self.id, [listener])
+            return await self.service.execute(request, self.id, [listener])
         except IcpyError as exc:
             exc.details.setdefault("execution_id", request.execution_id)
             self.send(events.error(exc))

@@ -13,7 +13,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..config import Settings
 from ..errors import AuthError, CapacityError
-from ..runtime.manager import SessionManager
+from ..service import Service
 from .auth import authenticate, origin_allowed
 from .connection import Connection
 
@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 class ExecutionSocket(WebSocketHandler):
     connections: set[ExecutionSocket]
 
-    def initialize(self, manager: SessionManager, settings: Settings, connections: set[Any]) -> None:
-        self.manager = manager
+    def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
+        self.service = service
         self.config = settings
         self.connections = connections
         self.connection: Connection | None = None
@@ -54,7 +54,7 @@ class ExecutionSocket(WebSocketHandler):
         # Small frames must leave at once: Nagle plus delayed ACKs costs ~40 ms a round trip.
         self.set_nodelay(True)
         self.connections.add(self)
-        self.connection = Connection(self.manager, self.config, self.send)
+        self.connection = Connection(self.service, self.send)
         self._writer = asyncio.create_task(self._write_forever())
         self.send(self.connection.welcome())
 
@@ -88,8 +88,8 @@ class ExecutionSocket(WebSocketHandler):
 
 
 class HealthHandler(web.RequestHandler):
-    def initialize(self, manager: SessionManager, settings: Settings, connections: set[Any]) -> None:
-        self.manager = manager
+    def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
+        self.manager = service.manager
         self.connections = connections
 
     def get(self) -> None:

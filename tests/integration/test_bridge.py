@@ -236,7 +236,7 @@ async def test_working_directory_and_environment_are_literal_and_per_execution(s
     )
     assert r["status"] == "completed", r
     assert json.loads(r["output"][0]) == [str(tmp_path), nasty, "1"]
-    _, r = await client.execute("(os.getcwd() == %r, 'NASTY' in os.environ)" % str(tmp_path),
+    _, r = await client.execute(f"(os.getcwd() == {str(tmp_path)!r}, 'NASTY' in os.environ)",
                                 session_id=shared_session)
     assert r["result"]["text/plain"] == "(False, False)"
     client.close()
