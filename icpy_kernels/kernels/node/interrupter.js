@@ -12,8 +12,6 @@ const net = require('node:net');
 const { parentPort, workerData } = require('node:worker_threads');
 
 const ack = new Int32Array(workerData.ackBuffer);
-const session = new inspector.Session();
-session.connectToMainThread();
 
 const ACK_WAIT_MS = 60;
 const MAX_ROUNDS = 20;
@@ -34,6 +32,10 @@ function interrupt() {
   // Interrupts arriving while one is being handled coalesce into it.
   if (busy) return;
   busy = true;
+  // Connected only while needed: a session still attached when the process exits makes
+  // Node print "Waiting for the debugger to disconnect..." and wait.
+  const session = new inspector.Session();
+  session.connectToMainThread();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     seq += 1;
     parentPort.postMessage({ t: 'interrupt', seq });
@@ -41,6 +43,7 @@ function interrupt() {
     // No ack: the main thread is running JS (a sync loop in the cell or in a callback).
     session.post('Runtime.terminateExecution');
   }
+  session.disconnect();
   busy = false;
 }
 
