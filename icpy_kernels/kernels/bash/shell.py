@@ -7,6 +7,7 @@ import codecs
 import contextlib
 import fcntl
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -15,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from .script import CTL_FD, REPLY_FD, init_script
+from .script import init_script
 
 # Output is batched: a stream message goes out FLUSH_DELAY after the first unsent byte, or
 # as soon as FLUSH_SIZE characters are waiting. Small enough to feel live, large enough that
@@ -108,29 +109,42 @@ class BashProcess:
         os.close(eof_w)
         for fd in (out_r, err_r):
             _grow_pipe(fd)
+        # Hand bash its private pipes above 100 so the init script's moves onto 60-62
+        # can never clobber one another, whatever numbers the kernel happened to get.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in (ctl_w, rep_r, eof_r)]
+        os.close(ctl_w)
+        os.close(eof_r)
+        ctl_w, child_rep, eof_r = high
         env = dict(os.environ if self._env is None else self._env)
         for name in ("PROMPT_COMMAND", "BASH_ENV", "ENV", "HISTFILE"):
             env.pop(name, None)
         env.update(PS1="", PS2="", PS0="", TERM="dumb", PAGER="cat")
         self.proc = subprocess.Popen(
-            [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "--noediting", "-i", "+m"],
+            [
+                shutil.which("bash") or "/bin/bash",
+                "--noprofile",
+                "--norc",
+                "--noediting",
+                "-i",
+                "+m",
+            ],
             stdin=cmd_r,
             stdout=out_w,
             stderr=err_w,
-            pass_fds=(ctl_w, rep_r, eof_r),
+            pass_fds=(ctl_w, child_rep, eof_r),
             env=env,
             # Own session and process group: interrupts and shutdown signal bash's group
             # without touching the kernel, and the kernel's own SIGINT never reaches bash.
             start_new_session=True,
         )
         self.pid = self.proc.pid
-        for fd in (cmd_r, out_w, err_w, ctl_w, eof_r):
+        for fd in (cmd_r, out_w, err_w, ctl_w, child_rep, eof_r):
             os.close(fd)
         self._cmd_w = cmd_w
         self._rep_w = rep_w
-        # Keep a read end of the reply pipe so stale answers can be purged between cells.
+        # Keep a read end of the reply pipe so stale answers can be purged between cells
+        # (left blocking: O_NONBLOCK would be shared with bash's descriptor).
         self._rep_r = rep_r
-        _nonblocking(rep_r)
         self._ctl_r = ctl_r
         self.outputs = [_Output(out_r, "stdout"), _Output(err_r, "stderr")]
         for fd in (out_r, err_r, ctl_r):
@@ -146,11 +160,12 @@ class BashProcess:
             self._poll_exit()
         init_path = os.path.join(self.tmpdir, "init.sh")
         with open(init_path, "w") as f:
-            f.write(init_script(ctl_w, rep_r, eof_r))
+            f.write(init_script(ctl_w, child_rep, eof_r))
         # Sequence 0 is the init script; its sentinel marks the shell ready.
         fut = self.loop.create_future()
         self._waiters[0] = fut
         fut.add_done_callback(self._on_ready)
+        self._ready_fut = fut
         self._send(f"builtin source {shlex.quote(init_path)}\n")
 
     def _on_ready(self, fut: asyncio.Future[tuple[int, str] | None]) -> None:
@@ -158,12 +173,13 @@ class BashProcess:
         for out in self.outputs:
             self._drain(out)
             out.take(final=True)
-        self.ready = True
+        self._waiters.pop(0, None)
+        self.ready = not fut.cancelled() and fut.result() is not None
 
     async def wait_ready(self, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.ready and self.returncode is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
+        if not self.ready:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._ready_fut), timeout)
         return self.ready and self.returncode is None
 
     def _poll_exit(self) -> None:
@@ -257,16 +273,22 @@ class BashProcess:
             self._waiters.pop(seq, None)
             self._payloads.pop(seq, None)
 
-    async def execute(self, code: str, allow_stdin: bool) -> int | None:
-        """Run a cell at top level (so `declare` stays global); return its `$?`."""
+    def _write_cell(self, code: str) -> None:
+        # A file, not the command pipe: bash reads pipes a byte at a time, files in blocks.
         with open(self._cell_path, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(code)
+
+    async def execute(self, code: str, allow_stdin: bool) -> int | None:
+        """Run a cell at top level (so `declare` stays global); return its `$?`."""
+        self._write_cell(code)
         path = shlex.quote(self._cell_path)
         flag = 1 if allow_stdin else 0
         # `\name` dodges any alias the user may define; stdin is the EOF pipe (fd 62).
         result = await self._run_line(
-            lambda seq: f"\\__icpy_pre {seq} {flag} {path}; "
-            f'\\builtin eval -- "$__icpy_code" 0<&62; \\__icpy_post\n'
+            lambda seq: (
+                f"\\__icpy_pre {seq} {flag} {path}; "
+                f'\\builtin eval -- "$__icpy_code" 0<&62; \\__icpy_post\n'
+            )
         )
         for out in self.outputs:
             self._drain(out)
@@ -300,7 +322,7 @@ class BashProcess:
     def _purge_replies(self) -> None:
         # An answer that arrived after its `read` was interrupted must not feed the next one.
         with contextlib.suppress(OSError):
-            while os.read(self._rep_r, 65536):
+            while select.select([self._rep_r], [], [], 0)[0] and os.read(self._rep_r, 65536):
                 pass
 
     # -- readers ---------------------------------------------------------------------------
