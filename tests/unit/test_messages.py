@@ -1,0 +1,81 @@
+"""Client message validation (pure)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from icpy_kernels.errors import InvalidJSON, ValidationError
+from icpy_kernels.protocol.messages import parse_execute, parse_frame
+
+LIMITS = {"default_timeout": 30.0, "max_timeout": 600.0, "max_output_size": 1000}
+
+
+def execute(**fields):
+    return parse_execute({"type": "execute", **fields}, **LIMITS)
+
+
+@pytest.mark.parametrize("frame", ["", "{", "null", "[1]", '"text"', b"\xff\xfe", "12"])
+def test_frames_that_are_not_objects_are_invalid_json(frame):
+    with pytest.raises(InvalidJSON):
+        parse_frame(frame)
+
+
+def test_defaults():
+    req = execute(code="1")
+    assert req.language == "python"
+    assert uuid.UUID(req.execution_id).version == 4 and not req.client_execution_id
+    assert req.session_id is None
+    assert req.config.timeout == 30.0 and req.config.max_output_size == 1000
+    assert req.config.environment == {} and req.config.working_directory is None
+    assert req.config.allow_stdin is False
+
+
+def test_client_values_are_kept_and_capped():
+    req = execute(code="1", language="js", execution_id="e-1", session_id="s.1",
+                  config={"timeout": 10_000, "max_output_size": 10, "working_directory": "/tmp",
+                          "environment": {"A_1": "x'\n\""}, "allow_stdin": True})
+    assert (req.language, req.execution_id, req.session_id) == ("js", "e-1", "s.1")
+    assert req.client_execution_id
+    assert req.config.timeout == 600.0  # capped at max_timeout
+    assert req.config.max_output_size == 10
+    assert req.config.environment == {"A_1": "x'\n\""}
+    assert req.config.allow_stdin is True
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({}, "code"),
+        ({"code": ""}, "code"),
+        ({"code": 3}, "code"),
+        ({"code": "1", "language": 5}, "language"),
+        ({"code": "1", "execution_id": 5}, "execution_id"),
+        ({"code": "1", "execution_id": "has space"}, "execution_id"),
+        ({"code": "1", "session_id": "x" * 200}, "session_id"),
+        ({"code": "1", "config": "fast"}, "config"),
+        ({"code": "1", "config": {"timeout": 0}}, "config.timeout"),
+        ({"code": "1", "config": {"timeout": True}}, "config.timeout"),
+        ({"code": "1", "config": {"timeout": float("nan")}}, "config.timeout"),
+        ({"code": "1", "config": {"max_output_size": -5}}, "config.max_output_size"),
+        ({"code": "1", "config": {"working_directory": 7}}, "config.working_directory"),
+        ({"code": "1", "config": {"working_directory": ""}}, "config.working_directory"),
+        ({"code": "1", "config": {"environment": {"A": 1}}}, "config.environment"),
+        ({"code": "1", "config": {"environment": {"1A": "x"}}}, "config.environment"),
+        ({"code": "1", "config": {"environment": {"A=B": "x"}}}, "config.environment"),
+        ({"code": "1", "config": {"environment": {"A": "nul\0"}}}, "config.environment"),
+        ({"code": "1", "config": {"allow_stdin": "yes"}}, "config.allow_stdin"),
+    ],
+)
+def test_bad_fields_name_the_field(fields, field):
+    with pytest.raises(ValidationError) as err:
+        execute(**fields)
+    assert err.value.field == field
+    assert err.value.to_dict()["code"] == "validation_error"
+
+
+def test_missing_code_message_is_the_documented_one():
+    with pytest.raises(ValidationError) as err:
+        execute()
+    assert err.value.message == "No code provided for execution"
