@@ -111,7 +111,14 @@ class SessionManager:
         self.executions[execution.execution_id] = execution
         while len(self.executions) > RECENT_EXECUTIONS:
             self.executions.popitem(last=False)
-        return await session.execute(execution)
+        try:
+            return await session.execute(execution)
+        except BaseException:
+            # It never ran (bad cwd, kernel failed to start, session gone): the caller
+            # reports the error, and no "running" ghost stays behind in the registry.
+            if execution.result is None:
+                self.executions.pop(execution.execution_id, None)
+            raise
 
     def get_execution(self, execution_id: str) -> Execution:
         execution = self.executions.get(execution_id)
