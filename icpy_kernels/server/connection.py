@@ -15,6 +15,7 @@ from ..protocol import events
 from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
 from ..service import Service
+from .rpc import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ class Connection:
             "execute": self.on_execute,
             "execute_streaming": self.on_execute_streaming,
         }
+        self.rpc = Dispatcher(service, self.id, send, self.spawn)  # JSON-RPC on the same socket
 
     def welcome(self) -> dict[str, Any]:
         return events.welcome(self.id, __version__, self.manager.languages.available())
 
     async def on_frame(self, frame: str | bytes) -> None:
+        if self.rpc.claim(frame):
+            return
         try:
             message = parse_frame(frame)
             kind = message.get("type")
