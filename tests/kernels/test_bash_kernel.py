@@ -250,6 +250,22 @@ async def test_read_asks_the_frontend(kernel) -> None:
 
 
 @amark
+async def test_interrupt_while_reading(kernel) -> None:
+    km, kc = kernel
+    await run(kc, "y=2")
+    # Nobody answers the input_request; the interrupt must end the cell anyway.
+    r, sent_at = await asyncio.gather(
+        run(kc, "read name; echo never", allow_stdin=True),
+        _interrupt_after(0.3, km.interrupt_kernel),
+    )
+    assert r.reply_at - sent_at < 1.0
+    assert r.content["ename"] == "KeyboardInterrupt"
+    assert r.text() == ""
+    r = await run(kc, "echo $y")
+    assert r.text() == "2\n"
+
+
+@amark
 async def test_read_from_files_and_pipes_is_untouched(kernel) -> None:
     _, kc = kernel
     r = await run(

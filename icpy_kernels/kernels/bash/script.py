@@ -22,6 +22,7 @@ PS1= PS2= PS0=
 __icpy_seq=0 __icpy_pending=1 __icpy_stdin=0 __icpy_code=
 PROMPT_COMMAND=__icpy_post
 
+# The `2>/dev/null` on helpers keeps their insides out of a user's `set -x` trace.
 # Report the line's status once; also runs as PROMPT_COMMAND, which is what still fires
 # when SIGINT made bash abandon the rest of the line.
 __icpy_post() {
@@ -31,7 +32,7 @@ __icpy_post() {
         __icpy_pending=0
     fi
     return $__icpy_s
-}
+} 2>/dev/null
 
 # Start a cell: load its code into $__icpy_code (no fork) and re-arm PROMPT_COMMAND.
 __icpy_pre() {
@@ -41,7 +42,7 @@ __icpy_pre() {
     __icpy_code=
     IFS= builtin read -r -d '' __icpy_code < "$3" || :
     return $__icpy_s
-}
+} 2>/dev/null
 
 # Completion and inspection against the live state; the answer goes to fd 60.
 __icpy_query() {
