@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,15 @@ def _size(update: Update) -> int:
     if update["kind"] in ("result", "display"):
         return sum(len(str(v)) for v in update["data"].values())
     return 0
+
+
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+
+
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: str.splitlines would also split on U+2028, \x1c... inside a line."""
+    lines = _LINE_BREAK.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _cut_utf8(text: str, budget: int) -> str:
@@ -198,10 +208,10 @@ class Execution:
         for o in outputs:
             if o["output_type"] == "stream":
                 streams.setdefault(o["name"], []).append(o["text"])
-        output = "".join(streams["stdout"]).splitlines()
+        output = _lines("".join(streams["stdout"]))
         if self.result_bundle and "text/plain" in self.result_bundle:
             output.append(self.result_bundle["text/plain"])
-        errors = "".join(streams["stderr"]).splitlines()
+        errors = _lines("".join(streams["stderr"]))
         if self.error:
             errors.append(f"{self.error['ename']}: {self.error['evalue']}")
         return {

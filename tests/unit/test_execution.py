@@ -95,3 +95,10 @@ async def test_clear_output_and_display_updates_shape_outputs():
     assert ex.snapshot()["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "x"}]
     ex.on_iopub(iopub("stream", name="stdout", text="y"))
     assert ex.finish("completed")["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "y"}]
+
+
+@pytest.mark.asyncio
+async def test_output_lines_split_on_newlines_only():
+    ex, _ = make()
+    ex.on_iopub(iopub("stream", name="stdout", text="a\u2028b\x1cc\r\nd\n\ne"))
+    assert ex.finish("completed")["output"] == ["a\u2028b\x1cc", "d", "", "e"]
