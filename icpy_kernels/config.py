@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         env = env_name(f.name)
-        if f.type == "list[str]" or f.type is list:
+        if str(f.type) == "list[str]":
             parser.add_argument(flag, action="append", default=None, metavar="VALUE",
                                 help=f"{f.metadata['help']} [env {env}, comma-separated]")
             continue

@@ -78,13 +78,6 @@ class SessionManager:
             raise SessionNotFound(f"No session {session_id!r}", session_id=session_id)
         return session
 
-    async def create_session(self, session_id: str | None, language_name: str) -> Session:
-        import uuid
-
-        session = self.get_or_create(session_id or f"s-{uuid.uuid4().hex[:12]}", language_name, None)
-        await session.ensure_started()
-        return session
-
     async def shutdown_session(self, session_id: str, reason: str = "requested") -> None:
         session = self.sessions.pop(session_id, None)
         if session is None:
