@@ -4,7 +4,8 @@
     ├── ProtocolError
     │   ├── InvalidJSON            invalid_json     400
     │   ├── UnknownType            unknown_type     400
-    │   └── ValidationError        validation_error 400  (names the field)
+    │   ├── ValidationError        validation_error 400  (names the field)
+    │   └── PayloadTooLarge        payload_too_large 413 (an HTTP body over max_message_size)
     ├── UnknownLanguage            unknown_language 400  (lists the available ones)
     ├── SessionNotFound            session_not_found 404
     ├── ExecutionNotFound          execution_not_found 404
@@ -52,6 +53,11 @@ class ValidationError(ProtocolError):
     def __init__(self, message: str, field: str | None = None, **details: Any) -> None:
         super().__init__(message, field=field, **details)
         self.field = field
+
+
+class PayloadTooLarge(ProtocolError):
+    code = "payload_too_large"
+    http_status = 413
 
 
 class UnknownLanguage(IcpyError):

@@ -22,9 +22,10 @@ INTERNAL_ERROR = -32603
 # listed ancestor's code. Server errors use the spec's reserved -32000..-32099 range; the
 # error's own wire ``code`` travels in ``error.data.code``.
 ERROR_CODES: dict[type[IcpyError], int] = {
-    errors.IcpyError: INTERNAL_ERROR,
+    errors.IcpyError: -32000,  # any other server error; data.code says which
     errors.InvalidJSON: PARSE_ERROR,
     errors.ProtocolError: INVALID_REQUEST,
+    errors.PayloadTooLarge: -32009,
     errors.UnknownType: METHOD_NOT_FOUND,
     errors.ValidationError: INVALID_PARAMS,
     errors.UnknownLanguage: -32001,

@@ -18,6 +18,8 @@ from ..runtime.kernelspecs import kernel_spec_manager
 from ..runtime.languages import LanguageTable
 from ..runtime.manager import SessionManager
 from ..service import Service
+from .rest import NotFoundHandler
+from .rest import routes as rest_routes
 from .websocket import ExecutionSocket, HealthHandler
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,10 @@ def make_app(settings: Settings, manager: SessionManager) -> web.Application:
             (r"/ws", ExecutionSocket, deps),
             (r"/ws/enhanced", ExecutionSocket, deps),
             (r"/api/health", HealthHandler, deps),
+            *rest_routes(deps),
         ],
+        default_handler_class=NotFoundHandler,  # unrouted paths get a JSON 404
+        default_handler_args=deps,
         websocket_ping_interval=settings.ws_ping_interval or None,
         websocket_ping_timeout=settings.ws_ping_interval or None,
         websocket_max_message_size=settings.max_message_size,

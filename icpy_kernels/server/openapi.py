@@ -1,0 +1,198 @@
+"""The OpenAPI 3 document for the HTTP surface, served at ``GET /api/openapi.json``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import __version__
+
+
+def template(pattern: str) -> str:
+    """A tornado route regex as an OpenAPI path: named groups become ``{name}``."""
+    path = re.sub(r"\(\?P<(\w+)>(?:[^()]|\([^()]*\))*\)", r"{\1}", pattern.rstrip("$"))
+    return path.replace("\\.", ".")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "Invalid request (validation_error, invalid_json, unknown_language)",
+            401: "No token", 403: "Wrong token", 404: "Not found", 405: "Method not allowed",
+            409: "Session conflict", 413: "Body larger than max_message_size",
+            503: "No capacity (max_sessions reached, or shutting down)"}
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}}
+
+
+def _op(summary: str, ok: dict[str, Any], *statuses: int, ok_status: str = "200",
+        body: dict[str, Any] | None = None, params: tuple[str, ...] | list[str] = (), public: bool = False,
+        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **_errors(*statuses)}}
+    if body is not None:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = [_path_param(p) for p in params]
+    if public:
+        op["security"] = []
+    op.update(extra or {})
+    return op
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "field": {"type": "string"}, "execution_id": {"type": ["string", "null"]}},
+            "additionalProperties": True}},
+    },
+    "ExecutionConfig": {
+        "type": "object",
+        "properties": {
+            "timeout": {"type": "number", "exclusiveMinimum": 0},
+            "max_output_size": {"type": "integer", "exclusiveMinimum": 0},
+            "working_directory": {"type": "string"},
+            "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+            "allow_stdin": {"type": "boolean"},
+        },
+    },
+    "ExecuteRequest": {
+        "type": "object", "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "minLength": 1},
+            "language": {"type": "string", "default": "python"},
+            "session_id": {"type": "string", "description": "named session; absent: a temporary one"},
+            "execution_id": {"type": "string"},
+            "config": _ref("ExecutionConfig"),
+        },
+    },
+    "ExecutionResult": {
+        "type": "object",
+        "required": ["type", "execution_id", "session_id", "language", "status", "output", "errors",
+                     "outputs", "execution_time", "exit_code", "timestamp"],
+        "properties": {
+            "type": {"const": "execution_result"},
+            "execution_id": {"type": "string"}, "session_id": {"type": "string"},
+            "language": {"type": "string"},
+            "status": {"enum": ["running", "completed", "failed", "timeout", "interrupted"]},
+            "output": {"type": "array", "items": {"type": "string"}},
+            "errors": {"type": "array", "items": {"type": "string"}},
+            "outputs": {"type": "array", "items": {"type": "object"},
+                        "description": "nbformat outputs"},
+            "result": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]},
+            "execution_count": {"type": ["integer", "null"]},
+            "execution_time": {"type": "number"}, "exit_code": {"type": "integer"},
+            "kernel_restarted": {"type": "boolean"}, "truncated": {"type": "boolean"},
+            "timestamp": {"type": "string"},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "properties": {
+            "session_id": {"type": "string"}, "language": {"type": "string"},
+            "kernel_name": {"type": "string"}, "named": {"type": "boolean"},
+            "state": {"enum": ["new", "starting", "idle", "busy", "dead", "shutdown"]},
+            "execution_count": {"type": "integer"}, "restarts": {"type": "integer"},
+            "queued": {"type": "integer"}, "created": {"type": "number"},
+            "current_execution_id": {"type": ["string", "null"]},
+        },
+    },
+    "Interrupt": {
+        "type": "object",
+        "properties": {"session_id": {"type": "string"}, "execution_id": {"type": ["string", "null"]},
+                       "interrupted": {"type": "boolean"}},
+    },
+    "Language": {
+        "type": "object",
+        "properties": {"language": {"type": "string"}, "aliases": {"type": "array", "items": {"type": "string"}},
+                       "kernelspec": {"type": "string"}, "display_name": {"type": "string"},
+                       "kernel_language": {"type": "string"}, "version": {"type": ["string", "null"]}},
+    },
+}
+
+NDJSON_EVENTS = {
+    "description": "With Accept: application/x-ndjson or ?stream=1: one event per line as it happens "
+                   "(execution_started, execution_update..., keepalive, execution_result; "
+                   "an error line if the execution fails to run after the stream began)",
+    "schema": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+}
+
+
+def _paths() -> dict[str, Any]:
+    session = _json(_ref("Session"), "The session")
+    upgrade = {"101": {"description": "Switching protocols (WebSocket); see docs/protocol.md"},
+               **_errors(401, 403)}
+    ws = {"get": {"summary": "The WebSocket: native messages and JSON-RPC 2.0", "responses": upgrade}}
+    return {
+        "/ws": ws,
+        "/ws/enhanced": {"get": {**ws["get"], "summary": "Alias of /ws"}},
+        "/api/health": {"get": _op("Liveness and counts", _json({"type": "object"}, "ok"), public=True)},
+        "/api/openapi.json": {"get": _op("This document", _json({"type": "object"}, "OpenAPI 3"), public=True)},
+        "/api/languages": {"get": _op(
+            "Languages whose kernels are installed",
+            _json({"type": "object", "properties": {"languages": {"type": "array", "items": _ref("Language")}}},
+                  "The languages"), 401, 403)},
+        "/api/execute": {"post": _op(
+            "Run code (in a temporary session unless session_id is given)",
+            {"description": "The execution_result (a timeout is a result with status timeout)",
+             "content": {"application/json": {"schema": _ref("ExecutionResult")},
+                         "application/x-ndjson": NDJSON_EVENTS}},
+            400, 401, 403, 405, 409, 413, 503, body=_ref("ExecuteRequest"),
+            extra={"parameters": [{"name": "stream", "in": "query", "required": False,
+                                   "schema": {"enum": ["0", "1", "true", "false"]},
+                                   "description": "1: stream ndjson events (same as Accept: application/x-ndjson)"}]})},
+        "/api/executions/{execution_id}": {"get": _op(
+            "A finished execution's result, or a running one's output so far (status running)",
+            _json(_ref("ExecutionResult"), "The result or snapshot"), 401, 403, 404, params=["execution_id"])},
+        "/api/sessions": {
+            "get": _op("Every session", _json(
+                {"type": "object", "properties": {"sessions": {"type": "array", "items": _ref("Session")}}},
+                "The sessions"), 401, 403),
+            "post": _op("Create (and start) a named session", _json(_ref("Session"), "Created"),
+                        400, 401, 403, 409, 413, 503, ok_status="201",
+                        body={"type": "object", "properties": {"session_id": {"type": "string"},
+                                                               "language": {"type": "string"}}}),
+        },
+        "/api/sessions/{session_id}": {
+            "get": _op("One session", session, 401, 403, 404, params=["session_id"]),
+            "delete": _op("Shut a session down (its kernel stops)", _json(
+                {"type": "object", "properties": {"session_id": {"type": "string"},
+                                                  "shutdown": {"type": "boolean"}}}, "Shut down"),
+                401, 403, 404, params=["session_id"]),
+        },
+        "/api/sessions/{session_id}/interrupt": {"post": _op(
+            "Interrupt the running execution (state is kept)", _json(_ref("Interrupt"), "Interrupted or not"),
+            401, 403, 404, params=["session_id"])},
+        "/api/sessions/{session_id}/restart": {"post": _op(
+            "Restart the kernel (state is lost)", session, 401, 403, 404, params=["session_id"])},
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "icpy_kernels", "version": __version__,
+                 "description": "Jupyter-kernel-backed code execution. Errors are "
+                                "{\"error\": {\"code\", \"message\", ...}}; see docs/protocol.md."},
+        "security": [{"bearer": []}, {"token": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "token": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+        },
+    }

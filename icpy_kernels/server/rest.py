@@ -1,0 +1,271 @@
+"""The REST API: thin JSON handlers over Service (same token, same execution path as /ws)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import uuid
+from typing import Any
+
+from tornado import iostream, web
+
+from ..config import Settings
+from ..errors import IcpyError, InvalidJSON, PayloadTooLarge
+from ..protocol import events
+from ..protocol.messages import ExecuteRequest
+from ..runtime.execution import Execution
+from ..service import Service
+from .auth import authenticate
+from .openapi import document
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+LINGER_SECONDS = 2.0  # after refusing a large body, read (and drop) what is in flight this long
+NDJSON = "application/x-ndjson"
+
+
+@web.stream_request_body
+class ApiHandler(web.RequestHandler):
+    """Authenticates in ``prepare`` (before the body is read, so a too-large body gets a real
+    413 rather than a dropped connection); every error leaves through one ``write_error``."""
+
+    auth_required = True
+
+    def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
+        self.service = service
+        self.config = settings
+        self._body = bytearray()
+        self._linger = False
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length", "0")
+        too_large = length.isdigit() and int(length) > self.config.max_message_size
+        self._linger = too_large  # the unread body must not turn our answer into a reset
+        if self.auth_required:
+            authenticate(self.request, self.config.token)
+        if too_large:
+            raise PayloadTooLarge(
+                f"Body of {length} bytes exceeds max_message_size ({self.config.max_message_size})",
+                limit=self.config.max_message_size,
+            )
+
+    def data_received(self, chunk: bytes) -> None:
+        if not self._finished:
+            self._body += chunk
+
+    def json_body(self) -> dict[str, Any]:
+        if not self._body.strip():
+            return {}
+        try:
+            value = json.loads(self._body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidJSON(f"Body is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise InvalidJSON("Body must be a JSON object")
+        return value
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, IcpyError):
+            self.set_status(exc.http_status)
+            body = exc.to_dict()
+        elif isinstance(exc, web.HTTPError):
+            body = {"code": HTTP_CODES.get(status_code, "http_error"),
+                    "message": exc.log_message or self._reason}
+        else:
+            body = {"code": "internal_error", "message": self._reason}
+        if self._status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if self._linger:
+            self.set_header("Connection", "close")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish({"error": body})
+
+    def allowed_methods(self) -> list[str]:
+        base = web.RequestHandler
+        return [m for m in self.SUPPORTED_METHODS
+                if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)]
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, IcpyError) and value.http_status < 500:
+            return  # a client's mistake, answered; not a server problem
+        super().log_exception(typ, value, tb)
+
+    def on_finish(self) -> None:
+        if self._linger:
+            # Take the socket from tornado before it reads the oversized body, let the answer
+            # drain, then read and drop what the client still sends before closing: closing
+            # on unread data would reset the connection and lose our 413.
+            stream = self.request.connection.detach()
+            asyncio.ensure_future(_linger_close(stream))
+
+
+async def _linger_close(stream: iostream.IOStream) -> None:
+    with contextlib.suppress(Exception):
+        await stream.write(b"")
+        stream.socket.shutdown(socket.SHUT_WR)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_SECONDS
+        while loop.time() < deadline:
+            await asyncio.wait_for(stream.read_bytes(65536, partial=True), deadline - loop.time())
+    stream.close()
+
+
+class NotFoundHandler(ApiHandler):
+    """Every unrouted path: a JSON 404 (no token needed to learn a path does not exist)."""
+
+    auth_required = False
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise web.HTTPError(404, f"No route for {self.request.path}")
+
+
+class OpenAPIHandler(ApiHandler):
+    auth_required = False
+
+    def get(self) -> None:
+        self.finish(document())
+
+
+class LanguagesHandler(ApiHandler):
+    def get(self) -> None:
+        self.finish({"languages": self.service.languages()})
+
+
+# -- executions ------------------------------------------------------------------------
+class ExecuteHandler(ApiHandler):
+    """``POST /api/execute``: the result as one JSON object, or ndjson events as they happen.
+
+    Without ``session_id`` the code runs in a temporary session, shut down after the call;
+    if the client leaves first, that execution is interrupted. A named session's execution
+    runs on and stays readable at ``GET /api/executions/{id}``.
+    """
+
+    async def post(self) -> None:
+        request = self.service.parse_execute(self.json_body())
+        self.caller = "rest-" + uuid.uuid4().hex[:12]
+        self.request_spec = request
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.task: asyncio.Future[Execution] = asyncio.ensure_future(
+            self.service.execute(request, self.caller, [queue.put_nowait]))
+        self.task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            if self.wants_stream():
+                await self._stream(queue)
+            else:
+                execution = await self.task
+                self.finish(execution.result or execution.snapshot())
+        finally:
+            if self.task.done():
+                await self.service.manager.close_connection(self.caller)
+
+    def wants_stream(self) -> bool:
+        return NDJSON in self.request.headers.get("Accept", "") or \
+            self.get_query_argument("stream", "0").lower() in ("1", "true", "yes")
+
+    async def _stream(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        started = False
+        while True:
+            # Session sends keepalives once the code runs; before that (queued, kernel
+            # starting) this loop sends its own after the same silence.
+            try:
+                event = await asyncio.wait_for(queue.get(), None if started else self.config.keepalive_interval)
+            except TimeoutError:
+                event = {"type": "keepalive", "execution_id": self.request_spec.execution_id,
+                         "timestamp": events.now()}
+            if event is None:
+                break
+            started = started or event["type"] == "execution_started"
+            if not await self._write_line(event):
+                return  # the client left; on_connection_close decided the execution's fate
+        exc = self.task.exception()
+        if exc is not None:
+            if not self._headers_written:
+                raise exc
+            if isinstance(exc, IcpyError):
+                exc.details.setdefault("execution_id", self.request_spec.execution_id)
+                await self._write_line(events.error(exc))
+        self.finish()
+
+    async def _write_line(self, event: dict[str, Any]) -> bool:
+        if not self._headers_written:
+            self.set_header("Content-Type", NDJSON)
+        try:
+            self.write(json.dumps(event) + "\n")
+            await self.flush()
+        except iostream.StreamClosedError:
+            return False
+        return True
+
+    def on_connection_close(self) -> None:
+        task = getattr(self, "task", None)
+        if task is not None and not task.done() and self.request_spec.session_id is None:
+            asyncio.ensure_future(self._abandon(self.request_spec, task))
+
+    async def _abandon(self, request: ExecuteRequest, task: asyncio.Future[Execution]) -> None:
+        """Interrupt the temporary session's execution, then shut that session down."""
+        with contextlib.suppress(IcpyError):
+            await self.service.interrupt(execution_id=request.execution_id)
+        await asyncio.wait({task}, timeout=self.config.interrupt_grace)
+        await self.service.manager.close_connection(self.caller)
+
+
+class ExecutionHandler(ApiHandler):
+    def get(self, execution_id: str) -> None:
+        self.finish(self.service.get_execution(execution_id))
+
+
+# -- sessions ----------------------------------------------------------------------------
+class SessionsHandler(ApiHandler):
+    def get(self) -> None:
+        self.finish({"sessions": self.service.list_sessions()})
+
+    async def post(self) -> None:
+        session = await self.service.create_session(self.json_body())
+        self.set_status(201)
+        self.finish(session)
+
+
+class SessionHandler(ApiHandler):
+    def get(self, session_id: str) -> None:
+        self.finish(self.service.get_session(session_id))
+
+    async def delete(self, session_id: str) -> None:
+        self.finish(await self.service.shutdown_session(session_id))
+
+
+class SessionInterruptHandler(ApiHandler):
+    async def post(self, session_id: str) -> None:
+        self.finish(await self.service.interrupt_session(session_id))
+
+
+class SessionRestartHandler(ApiHandler):
+    async def post(self, session_id: str) -> None:
+        self.finish(await self.service.restart_session(session_id))
+
+
+ID = r"(?P<{}>[A-Za-z0-9_.:@-]{{1,128}})"
+
+
+def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """The REST routes; every one of them is described in ``openapi.document()``."""
+    table: list[tuple[str, type[web.RequestHandler]]] = [
+        (r"/api/openapi\.json", OpenAPIHandler),
+        (r"/api/languages", LanguagesHandler),
+        (r"/api/execute", ExecuteHandler),
+        (r"/api/executions/" + ID.format("execution_id"), ExecutionHandler),
+        (r"/api/sessions", SessionsHandler),
+        (r"/api/sessions/" + ID.format("session_id"), SessionHandler),
+        (r"/api/sessions/" + ID.format("session_id") + r"/interrupt", SessionInterruptHandler),
+        (r"/api/sessions/" + ID.format("session_id") + r"/restart", SessionRestartHandler),
+    ]
+    return [(pattern, handler, deps) for pattern, handler in table]
