@@ -251,8 +251,22 @@ class NodeKernel(Kernel):
 
     def start(self) -> None:
         super().start()
-        # Signal interrupt mode: IPKernelApp ignores SIGINT; route it to node instead.
-        signal.signal(signal.SIGINT, lambda *_: self._interrupt_node())
+        # Signal interrupt mode: IPKernelApp ignores SIGINT; route it to node instead. The
+        # signal may land on any thread (e.g. a reader blocked in read()), and a plain
+        # signal.signal handler would then wait for the main loop's next wake-up;
+        # add_signal_handler wakes the loop through its wakeup fd.
+        try:
+            self.io_loop.asyncio_loop.add_signal_handler(signal.SIGINT, self._interrupt_node)
+        except (AttributeError, RuntimeError, ValueError):
+            signal.signal(signal.SIGINT, lambda *_: self._interrupt_node())
+
+    def pre_handler_hook(self) -> None:
+        # ipykernel swaps in default_int_handler while a shell handler runs, so a SIGINT
+        # would raise KeyboardInterrupt in the Python kernel instead of reaching node.
+        pass
+
+    def post_handler_hook(self) -> None:
+        pass
 
     def _send_interrupt_children(self) -> None:
         # Message interrupt mode: ipykernel would SIGINT our own process group. Node is in
