@@ -36,6 +36,13 @@ class Settings:
     interrupt_grace: float = _opt(2.0, "after a timeout's interrupt, restart the kernel if still busy this long")
     keepalive_interval: float = _opt(5.0, "send a keepalive after this many seconds without output")
     ws_ping_interval: float = _opt(30.0, "WebSocket protocol ping interval, to detect dead peers (seconds)")
+    send_queue_size: int = _opt(
+        1000, "broadcast/attached messages a client may have waiting; past it, it is dropped from them"
+    )
+    db: str = _opt("", "execution history SQLite file; ':memory:' keeps none across restarts "
+                       "(default: <jupyter data dir>/icpy/history.sqlite3)")
+    history_max_rows: int = _opt(100_000, "executions kept in the history (0 = no limit)")
+    history_max_age: float = _opt(0.0, "drop history entries older than this (seconds, 0 = keep)")
     language: list[str] = _list(
         "extra language mapping NAME=KERNELSPEC (repeatable), e.g. ruby=ruby3"
     )

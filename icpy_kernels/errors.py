@@ -11,6 +11,7 @@
     ├── ExecutionNotFound          execution_not_found 404
     ├── SessionConflict            session_conflict 409  (e.g. a python session asked to run bash)
     ├── CapacityError              capacity        503
+    │   └── SlowConsumer           slow_consumer   503  (a client too slow for its broadcasts: dropped from them)
     ├── KernelStartError           kernel_start_failed 500
     └── AuthError                  unauthorized 401 / forbidden 403
 
@@ -90,6 +91,10 @@ class SessionConflict(IcpyError):
 class CapacityError(IcpyError):
     code = "capacity"
     http_status = 503
+
+
+class SlowConsumer(CapacityError):
+    code = "slow_consumer"
 
 
 class KernelStartError(IcpyError):

@@ -9,16 +9,22 @@ import uuid
 from typing import Any
 
 from .config import Settings
-from .errors import IcpyError, ValidationError
+from .errors import ExecutionNotFound, IcpyError, ValidationError
+from .events.hub import Hub
+from .protocol import events
 from .protocol.messages import ExecuteRequest, optional_id, parse_execute
+from .protocol.sharing import HistoryQuery
 from .runtime.execution import Execution, Listener
 from .runtime.manager import SessionManager
 
 
 class Service:
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: SessionManager, hub: Hub | None = None) -> None:
         self.manager = manager
         self.settings: Settings = manager.settings
+        # Broadcast, attached clients, resume logs and history (no store: nothing persists).
+        self.hub = hub or Hub()
+        manager.session_listeners.append(self.hub.on_session_event)
 
     # -- executions ---------------------------------------------------------------
     def parse_execute(self, params: dict[str, Any]) -> ExecuteRequest:
@@ -45,7 +51,20 @@ class Service:
         return request
 
     async def execute(self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener]) -> Execution:
-        return await self.manager.execute(request, connection_id, listeners)
+        """Run code, unless an execution with the client's ``execution_id`` already exists
+        (running, finished, or in the history): then follow that one, so a retry never
+        runs the code twice."""
+        if request.client_execution_id:
+            existing = await self._existing(request, listeners)
+            if existing is not None:
+                return existing
+        track = self.hub.track(request, connection_id)
+        try:
+            return await self.manager.execute(request, connection_id, [track, *listeners])
+        except BaseException:
+            if request.execution_id not in self.manager.executions:  # it never ran
+                self.hub.never_ran(request.execution_id)
+            raise
 
     def get_execution(self, execution_id: str) -> dict[str, Any]:
         """The result of a finished execution, or a ``running`` snapshot with the output so far."""
@@ -96,3 +115,102 @@ class Service:
 
     def languages(self) -> list[dict[str, Any]]:
         return self.manager.languages.describe()
+
+    # -- history, resume, attach (one path for every transport) -------------------------
+    async def _existing(self, request: ExecuteRequest, listeners: list[Listener]) -> Execution | None:
+        eid = request.execution_id
+        if eid not in self.hub.feeds and eid not in self.manager.executions:
+            store = self.hub.store
+            if store is None or await store.get_result(eid) is None:
+                # Checked again after the await: a concurrent retry may have started it.
+                if eid not in self.hub.feeds and eid not in self.manager.executions:
+                    return None  # new: the caller tracks it before its next await
+
+        def fan(event: dict[str, Any]) -> None:
+            for listener in listeners:
+                listener(event)
+
+        result = await self.follow(eid, fan, 0, started=True)
+        if result is None:  # the first attempt never ran (bad cwd, no kernel): run it now...
+            # ...unless a concurrent retry already does.
+            return await self._existing(request, listeners) if eid in self.hub.feeds else None
+        known = self.manager.executions.get(eid)
+        if known is not None and known.result is not None:
+            return known
+        restored = Execution(request, result["session_id"], result["language"])
+        restored.result, restored.status = result, result["status"]
+        restored.done.set()
+        return restored
+
+    async def follow(self, execution_id: str, listener: Listener, after_seq: int = 0, *,
+                     started: bool = False, ack: bool = False) -> dict[str, Any] | None:
+        """Tell ``listener`` every update after ``after_seq``, then live ones, then the result
+        (which is also returned); None when the execution is unknown.
+
+        A running execution is replayed from memory and followed in the same step; a finished
+        one is replayed from its stored update log, which holds the very same messages.
+        """
+        if ack and execution_id in self.hub.feeds:
+            feed = self.hub.feeds[execution_id]
+            status = feed.result["status"] if feed.result else "running"
+            listener(events.resumed(execution_id, feed.session_id, status, after_seq))
+        feed = self.hub.watch(execution_id, listener, after_seq, started=started)
+        if feed is not None:
+            await feed.ended.wait()
+            return feed.result
+        result, updates = None, None
+        if self.hub.store is not None:
+            result = await self.hub.store.get_result(execution_id)
+            updates = await self.hub.store.get_updates(execution_id)
+        if result is None:
+            known = self.manager.executions.get(execution_id)
+            result = known.result if known is not None else None
+        if result is None:
+            if execution_id in self.hub.feeds:  # it started while we looked
+                return await self.follow(execution_id, listener, after_seq, started=started, ack=ack)
+            return None
+        if ack:
+            listener(events.resumed(execution_id, result["session_id"], result["status"], after_seq))
+        if started:
+            listener(events.execution_started(execution_id, result["session_id"], result["language"]))
+        for event in updates or ():
+            if event["seq"] > after_seq:
+                listener(event)
+        listener(result)
+        return result
+
+    async def resume(self, execution_id: str, after_seq: int, listener: Listener) -> dict[str, Any]:
+        """``resumed``, the updates after ``after_seq``, live updates, then the result."""
+        result = await self.follow(execution_id, listener, after_seq, ack=True)
+        if result is None:
+            raise ExecutionNotFound(f"No execution {execution_id!r}", execution_id=execution_id)
+        return result
+
+    async def get_result(self, execution_id: str) -> dict[str, Any]:
+        """The ``execution_result`` (memory, then the history), or a ``running`` snapshot."""
+        known = self.manager.executions.get(execution_id)
+        if known is not None:
+            return known.snapshot()
+        stored = await self.hub.store.get_result(execution_id) if self.hub.store else None
+        if stored is None:
+            raise ExecutionNotFound(f"No execution {execution_id!r}", execution_id=execution_id)
+        return stored
+
+    async def history(self, query: HistoryQuery) -> dict[str, Any]:
+        """Newest first; ``next_before`` is the cursor for the next (older) page."""
+        if self.hub.store is None:
+            return {"entries": [], "next_before": None}
+        entries = await self.hub.store.list(session_id=query.session_id, language=query.language,
+                                            limit=query.limit, before=query.before)
+        more = len(entries) == query.limit
+        return {"entries": entries, "next_before": entries[-1]["execution_id"] if more else None}
+
+    def attach(self, session_id: str, connection_id: str, listener: Listener) -> dict[str, Any]:
+        """Follow another connection's session: its executions' events, live."""
+        session = self.manager.get(session_id)
+        current = session.current.execution_id if session.current else None
+        self.hub.attach(session_id, connection_id, listener, current)
+        return {"session_id": session_id, "session": session.describe()}
+
+    def detach(self, session_id: str, connection_id: str) -> dict[str, Any]:
+        return {"session_id": session_id, "detached": self.hub.detach(session_id, connection_id)}

@@ -51,5 +51,11 @@ def execution_update(execution_id: str, seq: int, update: dict[str, Any]) -> dic
     }
 
 
+def resumed(execution_id: str, session_id: str | None, status: str, after_seq: int) -> dict[str, Any]:
+    """The answer to ``resume``: what follows are the updates after ``after_seq``."""
+    return {"type": "resumed", "execution_id": execution_id, "session_id": session_id,
+            "status": status, "after_seq": after_seq, "timestamp": now()}
+
+
 def keepalive(execution_id: str) -> dict[str, Any]:
     return {"type": "keepalive", "execution_id": execution_id, "timestamp": now()}

@@ -64,6 +64,19 @@ class Session:
     def closed(self) -> bool:
         return self.state == "shutdown"
 
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        # Listeners hear ``kernel_status`` when the session turns busy or idle (once per
+        # change, not once per IOPub status message).
+        previous = getattr(self, "_state", None)
+        self._state = value
+        if value != previous and value in ("busy", "idle"):
+            self._notify("kernel_status", status=value)
+
     async def ensure_started(self) -> None:
         async with self._start_lock:
             if self.closed:

@@ -13,6 +13,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ..config import Settings
+from ..events.hub import Hub
+from ..history.store import HistoryStore
+from ..history.store import default_path as default_history_path
 from ..runtime.kernels import LocalKernelProvider, kernel_environment
 from ..runtime.kernelspecs import kernel_spec_manager
 from ..runtime.languages import LanguageTable
@@ -31,8 +34,9 @@ def make_manager(settings: Settings) -> SessionManager:
     return SessionManager(settings, languages, LocalKernelProvider(ksm, kernel_environment()))
 
 
-def make_app(settings: Settings, manager: SessionManager) -> web.Application:
-    deps: dict[str, Any] = {"service": Service(manager), "settings": settings, "connections": set()}
+def make_app(settings: Settings, manager: SessionManager, service: Service | None = None) -> web.Application:
+    service = service or Service(manager)
+    deps: dict[str, Any] = {"service": service, "settings": settings, "connections": set()}
     return web.Application(
         [
             (r"/ws", ExecutionSocket, deps),
@@ -54,11 +58,15 @@ class Server:
     def __init__(self, settings: Settings, manager: SessionManager | None = None) -> None:
         self.settings = settings
         self.manager = manager or make_manager(settings)
-        self.app = make_app(settings, self.manager)
+        self.store = HistoryStore(settings.db or default_history_path(),
+                                  max_rows=settings.history_max_rows, max_age=settings.history_max_age)
+        self.service = Service(self.manager, Hub(store=self.store))
+        self.app = make_app(settings, self.manager, self.service)
         self.http: HTTPServer | None = None
         self.port = settings.port
 
     async def start(self) -> None:
+        await self.store.open()  # an unusable --db fails the start, not the first execution
         sockets = bind_sockets(self.settings.port, self.settings.host, family=socket.AF_UNSPEC)
         self.port = sockets[0].getsockname()[1]
         self.http = HTTPServer(self.app, max_body_size=self.settings.max_message_size, xheaders=False)
@@ -76,6 +84,7 @@ class Server:
             self.http.stop()
             self.http = None
         await self.manager.shutdown()
+        await self.store.close()  # after the kernels: their final results are written first
 
 
 async def serve(settings: Settings) -> None:

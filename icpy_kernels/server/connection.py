@@ -15,6 +15,7 @@ from ..protocol import events
 from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
 from ..service import Service
+from . import sharing
 from .rpc import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class Connection:
             "execute": self.on_execute,
             "execute_streaming": self.on_execute_streaming,
         }
+        # Broadcast/attached traffic goes through a bounded queue; the socket replaces this.
+        self.send_bounded: Callable[[dict[str, Any]], bool] = lambda event: self.send(event) or True
+        self.sharing = sharing.install(self)  # subscribe/attach, get_result/history, resume
         self.rpc = Dispatcher(service, self.id, send, self.spawn)  # JSON-RPC on the same socket
 
     def welcome(self) -> dict[str, Any]:
@@ -109,6 +113,7 @@ class Connection:
         come back for it), and one in a default session ends when its session shuts down.
         """
         self.closed = True
+        self.sharing.close()
         await self.manager.close_connection(self.id)
 
 

@@ -28,7 +28,8 @@ class ExecutionSocket(WebSocketHandler):
         self.config = settings
         self.connections = connections
         self.connection: Connection | None = None
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[tuple[str, bool]] = deque()  # (frame, counts against send_queue_size)
+        self._bounded = 0  # broadcast/attached frames waiting (or being written)
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -55,6 +56,7 @@ class ExecutionSocket(WebSocketHandler):
         self.set_nodelay(True)
         self.connections.add(self)
         self.connection = Connection(self.service, self.send)
+        self.connection.send_bounded = self.send_bounded
         self._writer = asyncio.create_task(self._write_forever())
         self.send(self.connection.welcome())
 
@@ -62,8 +64,20 @@ class ExecutionSocket(WebSocketHandler):
         """Enqueue; never blocks the caller (the kernel's IOPub reader among them)."""
         if self._writer is None or self._writer.done():
             return
-        self._outbox.append(json.dumps(event))
+        self._outbox.append((json.dumps(event), False))
         self._wakeup.set()
+
+    def send_bounded(self, event: dict[str, Any]) -> bool:
+        """Enqueue broadcast/attached traffic; False (and nothing queued) once this client has
+        ``send_queue_size`` such frames unwritten: a reader that stalls costs bounded memory."""
+        if self._writer is None or self._writer.done():
+            return True
+        if self._bounded >= self.config.send_queue_size:
+            return False
+        self._bounded += 1
+        self._outbox.append((json.dumps(event), True))
+        self._wakeup.set()
+        return True
 
     async def _write_forever(self) -> None:
         try:
@@ -71,7 +85,11 @@ class ExecutionSocket(WebSocketHandler):
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._outbox:
-                    await self.write_message(self._outbox.popleft())
+                    frame, bounded = self._outbox.popleft()
+                    try:
+                        await self.write_message(frame)
+                    finally:
+                        self._bounded -= bounded
         except WebSocketClosedError:
             self._outbox.clear()
 

@@ -24,6 +24,7 @@ class ThreadedServer:
     def __init__(self, **settings: Any) -> None:
         settings.setdefault("token", TOKEN)
         settings.setdefault("port", 0)
+        settings.setdefault("db", ":memory:")  # never the user's real history file
         self.settings = Settings(**settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="icpy-test-server", daemon=True)

@@ -1,0 +1,1 @@
+"""Publish/subscribe of execution and session events."""

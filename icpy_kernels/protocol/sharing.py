@@ -1,0 +1,65 @@
+"""Validation of the broadcast, history and resume messages (pure: no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ValidationError
+from .messages import optional_id
+
+MAX_HISTORY_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    session_id: str | None
+    language: str | None
+    limit: int
+    before: str | None  # an execution_id: entries that started before it
+
+
+def parse_topics(message: dict[str, Any]) -> list[str]:
+    topics = message.get("topics")
+    if not isinstance(topics, list) or not topics:
+        raise ValidationError("'topics' must be a non-empty list of strings", field="topics")
+    for topic in topics:
+        if not isinstance(topic, str) or not topic.strip() or len(topic) > 256:
+            raise ValidationError("every topic must be a non-empty string (at most 256 characters)",
+                                  field="topics")
+    return list(dict.fromkeys(topics))
+
+
+def require_id(message: dict[str, Any], name: str) -> str:
+    value = optional_id(message, name)
+    if value is None:
+        raise ValidationError(f"'{name}' is required", field=name)
+    return value
+
+
+def _int(message: dict[str, Any], name: str, default: int, low: int, high: int | None = None) -> int:
+    value = message.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # REST query strings
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+        bound = f"between {low} and {high}" if high else f">= {low}"
+        raise ValidationError(f"'{name}' must be an integer {bound}", field=name)
+    return value
+
+
+def parse_history(message: dict[str, Any]) -> HistoryQuery:
+    language = message.get("language")
+    if language is not None and (not isinstance(language, str) or not language):
+        raise ValidationError("'language' must be a non-empty string", field="language")
+    return HistoryQuery(
+        session_id=optional_id(message, "session_id"),
+        language=language,
+        limit=_int(message, "limit", 50, 1, MAX_HISTORY_LIMIT),
+        before=optional_id(message, "before"),
+    )
+
+
+def parse_resume(message: dict[str, Any]) -> tuple[str, int]:
+    return require_id(message, "execution_id"), _int(message, "after_seq", 0, 0)
