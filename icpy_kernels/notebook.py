@@ -122,9 +122,10 @@ async def run_notebook(args: argparse.Namespace, register: Callable[[Backend], N
             code = exit_status(result)
             if code == EXIT_OK:
                 continue
-            progress.message(failure_text(index, result))
-            expected = RAISES_TAG in cell.metadata.get("tags", []) or args.allow_errors
-            if result["status"] == "failed" and expected:
+            expected = result["status"] == "failed" and (
+                RAISES_TAG in cell.metadata.get("tags", []) or args.allow_errors)
+            progress.message(failure_text(index, result) + (" (allowed)" if expected else ""))
+            if expected:
                 continue
             status = code if result["status"] != "failed" else EXIT_FAILED
             break
