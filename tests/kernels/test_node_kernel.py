@@ -179,6 +179,11 @@ await new Promise((r) => setTimeout(r, 10));
     r = await run(kc, code)
     assert r.content["status"] == "ok", r.content
     assert r.result == "[ 'function', 42, 'hello js', 42, 'a/b', 42, \"import('not-a-call')\" ]"
+    # Static import syntax is accepted too (rewritten to dynamic imports), and re-runnable.
+    code = "import fakeDefault from 'icpy-fake-pkg'\nimport { twice as t2 } from './local.mjs'\nimport * as ns from 'node:path'\n[fakeDefault.answer, t2(2), ns.sep]"
+    for _ in range(2):
+        r = await run(kc, code)
+        assert r.result == "[ 42, 4, '/' ]", r.content
 
 
 # -- results, streams ----------------------------------------------------------------------

@@ -53,6 +53,25 @@ function rewriteImports(code, helperName) {
   return out + code.slice(last);
 }
 
+// Static imports are not allowed in scripts, so a cell's line-leading `import ... from 'm'`
+// becomes a destructuring `const` over an awaited dynamic import (which rewriteImports then
+// routes through the helper); REPL mode lets such a cell be run again.
+const STATIC_IMPORT = /^([ \t]*)import\s+(?:([\w$]+)\s*,?\s*)?(?:\*\s*as\s+([\w$]+)|\{([^}]*)\})?\s*from\s*(['"][^'"\n]+['"])[ \t]*;?/gm;
+const BARE_IMPORT = /^([ \t]*)import\s*(['"][^'"\n]+['"])[ \t]*;?/gm;
+
+function rewriteStaticImports(code) {
+  if (!/^\s*import\b/m.test(code)) return code;
+  return code
+    .replace(STATIC_IMPORT, (all, indent, def, ns, named, spec) => {
+      const load = `await import(${spec})`;
+      if (ns) return `${indent}const ${ns} = ${load};${def ? ` const ${def} = ${ns}.default;` : ''}`;
+      const parts = named ? named.split(',').map((p) => p.trim()).filter(Boolean).map((p) => p.replace(/\s+as\s+/, ': ')) : [];
+      if (def) parts.unshift(`default: ${def}`);
+      return parts.length ? `${indent}const { ${parts.join(', ')} } = ${load};` : all;
+    })
+    .replace(BARE_IMPORT, (all, indent, spec) => `${indent}await import(${spec});`);
+}
+
 // import() for cells, resolving relative paths and installed packages against the kernel's
 // cwd (a plain import() here would resolve against this file's directory).
 function makeImporter(cwd, req) {
@@ -169,4 +188,4 @@ function isComplete(code) {
   return 'invalid';
 }
 
-module.exports = { rewriteImports, makeImporter, makeDisplay, complete, inspectAt, describe, isComplete };
+module.exports = { rewriteStaticImports, rewriteImports, makeImporter, makeDisplay, complete, inspectAt, describe, isComplete };

@@ -212,7 +212,7 @@ async function errorFrom(details, code, count) {
 async function execute(msg) {
   const cell = { id: msg.id, count: msg.count, silent: Boolean(msg.silent), allowStdin: Boolean(msg.allow_stdin), done: false };
   current = cell;
-  const expression = `${tools.rewriteImports(msg.code, IMPORT_HELPER)}\n//# sourceURL=cell[${msg.count}]`;
+  const expression = `${tools.rewriteImports(tools.rewriteStaticImports(msg.code), IMPORT_HELPER)}\n//# sourceURL=cell[${msg.count}]`;
   let res;
   try {
     res = await post('Runtime.evaluate', { expression, replMode: true, awaitPromise: true, objectGroup: 'icpy-cell' });
