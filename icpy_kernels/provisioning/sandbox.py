@@ -1,0 +1,262 @@
+"""``icpy-sandbox``: a LocalProvisioner that launches the kernel inside the strongest sandbox here.
+
+Named in a kernelspec's metadata (``{"kernel_provisioner": {"provisioner_name": "icpy-sandbox",
+"config": {...}}}``) or injected by the bridge, it works for any jupyter_client front end. Tiers:
+A ``bwrap`` (namespaces, read-only root, private /tmp, no network), B ``landlock`` (read-only
+root through Landlock, network denied on ABI >= 4), C ``rlimits`` (only limits and a uid).
+Each adds a dedicated uid (when the server is root), rlimits and cgroup limits where writable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner
+from jupyter_core.paths import jupyter_runtime_dir
+from traitlets import Bool, Int, List, Unicode
+
+from . import policy
+from .cgroups import KernelCgroup
+from .probe import TIER_LETTER, Capabilities, choose_tier, probe
+from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range
+from .workspace import disk_usage
+
+GiB = 1 << 30
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot give what was asked (e.g. network isolation on tier C)."""
+
+
+class SandboxProvisioner(LocalProvisioner):
+    tier = Unicode("auto", config=True, help="auto (strongest available), bwrap, landlock or rlimits")
+    network = Bool(False, config=True, help="let the kernel use the network")
+    memory = Int(GiB, config=True, help="bytes of memory (cgroup, and RLIMIT_AS for Python)")
+    processes = Int(256, config=True, help="processes and threads (pids cgroup / RLIMIT_NPROC)")
+    file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
+    open_files = Int(1024, config=True, help="open file descriptors (RLIMIT_NOFILE)")
+    disk_quota = Int(GiB, config=True, help="workspace bytes, checked after each execution; also /tmp's size")
+    workspace = Unicode("", config=True, help="the kernel's read-write directory, its cwd and HOME")
+    workspace_root = Unicode("", config=True, help="where a workspace is made when none is given")
+    keep_workspace = Bool(False, config=True, help="keep the workspace when the kernel shuts down")
+    uid_range = Unicode(DEFAULT_RANGE, config=True, help="uids leased to kernels when the server is root")
+    env_allow = List(Unicode(), config=True, help="extra environment variables passed through")
+
+    _caps: Capabilities | None = None
+    _chosen: str = ""
+    _lease: UidLease | None = None
+    _cgroup: KernelCgroup | None = None
+    _private: Path | None = None
+    _workspace: Path | None = None
+    report: dict[str, Any] = {}
+
+    # -- setup --------------------------------------------------------------------
+    @property
+    def uid(self) -> int | None:
+        return self._lease.uid if self._lease else None
+
+    async def _prepare(self) -> None:
+        """Once per provisioner (restarts reuse it): tier, uid, workspace, cgroup."""
+        caps = self._caps = await probe()
+        try:
+            self._chosen = choose_tier(caps, self.tier)
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from exc
+        if not self.network and not caps.network_isolation(self._chosen):
+            raise SandboxError(
+                f"network isolation cannot be enforced on sandbox tier {self._chosen!r} "
+                f"({caps.bwrap_error or 'no bwrap'}; Landlock ABI {caps.landlock_abi} < 4): "
+                "install bubblewrap, or allow this kernel the network")
+        name = f"sbx-{(self.kernel_id or os.urandom(6).hex())[:12]}"
+        if caps.root:
+            self._lease = UidLease.acquire(parse_range(self.uid_range))
+        self._make_dirs(name)
+        self._cgroup = KernelCgroup.create(name, memory=self.memory, pids=self.processes)
+        if not caps.root and self._chosen == "rlimits":
+            _undumpable()
+
+    def _make_dirs(self, name: str) -> None:
+        self._private = Path(jupyter_runtime_dir()) / name
+        self._private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root = Path(self.workspace_root or Path(tempfile.gettempdir()) / "icpy-workspaces")
+        self._workspace = Path(os.path.realpath(self.workspace or root / name))
+        self._workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.uid is not None:
+            os.chown(self._private, self.uid, self.uid)
+            for path in [self._workspace, *self._workspace.rglob("*")]:
+                with contextlib.suppress(OSError):
+                    os.lchown(path, self.uid, self.uid)
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        if self._private is None:
+            await self._prepare()
+        assert self._private is not None and self._workspace is not None
+        km = self.parent
+        if km is not None:
+            # The kernel may have no network at all: ZeroMQ over unix sockets in a directory
+            # only it and the server can reach.
+            km.cache_ports = False
+            km.transport = "ipc"
+            km.ip = str(self._private / "k")
+            km.connection_file = str(self._private / "connection.json")
+        kwargs = await super().pre_launch(**kwargs)
+        if km is not None and self.uid is not None:
+            os.chown(km.connection_file, self.uid, self.uid)
+        language = (self.kernel_spec.language or "") if self.kernel_spec else ""
+        kwargs["env"] = policy.sandbox_env(
+            kwargs.get("env") or {}, workspace=str(self._workspace),
+            extra_allow=tuple(self.env_allow), language=language, memory=self.memory,
+            tmpdir="/tmp" if self._chosen == "bwrap" else str(self._workspace),
+            rlimit_as=self._uses_rlimit_as(language))
+        kwargs["cwd"] = str(self._workspace)
+        return kwargs
+
+    def _uses_rlimit_as(self, language: str) -> bool:
+        # Node reserves far more address space than it uses; it gets --max-old-space-size
+        # and the memory cgroup instead.
+        if language.lower() in ("javascript", "typescript"):
+            return False
+        return language.lower().startswith("python") or self._cgroup is None or \
+            "memory" not in self._cgroup.controllers
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        assert self._caps is not None and self._private is not None and self._workspace is not None
+        caps, ws = self._caps, str(self._workspace)
+        language = (self.kernel_spec.language or "") if self.kernel_spec else ""
+        own_userns = self._chosen == "bwrap" and not caps.root
+        limits = policy.rlimits(
+            memory=self.memory, processes=self.processes, file_size=self.file_size,
+            open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
+            count_processes=self.uid is not None or own_userns)
+        inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
+        outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
+        if self._chosen == "bwrap":
+            # Our pid namespace's init is bwrap: ipykernel's parent poller must not watch it.
+            inner["env"]["JPY_PARENT_PID"] = "1"
+            needed = policy.runtime_paths(cmd, kwargs["env"].get("PATH", os.defpath))
+            mount_args = policy.mounts(
+                workspace=ws, private_dir=str(self._private), needed=needed,
+                other_uid=self.uid is not None, network=self.network,
+                tmp_size=min(self.disk_quota, self.memory) if self.memory > 0 else self.disk_quota)
+            full = policy.bwrap_command(caps.bwrap or "bwrap", root=caps.root, kernel_cmd=cmd,
+                                        outer=outer, inner=inner, mount_args=mount_args)
+        else:
+            self._check_reachable(cmd, kwargs["env"].get("PATH", os.defpath))
+            if self._chosen == "landlock":
+                inner["landlock"] = {"abi": caps.landlock_abi, "network": self.network,
+                                     "writable": [ws, str(self._private), "/dev/null"]}
+            full = policy.direct_command(kernel_cmd=cmd, spec={**outer, **inner})
+        info = await super().launch_kernel(full, **kwargs)
+        self.report = self._describe(limits)
+        return info
+
+    def _check_reachable(self, cmd: list[str], path_env: str) -> None:
+        if self.uid is None:
+            return
+        for path in policy.runtime_paths(cmd, path_env):
+            if hidden := policy.hidden_ancestor(path):
+                raise SandboxError(
+                    f"{path} is inside {hidden}, which the sandbox uid cannot enter; tier "
+                    f"{self._chosen!r} cannot hide it behind a mount (install bubblewrap, or "
+                    "install Python and icpy_kernels where other users can read them)")
+
+    def _describe(self, limits: dict[str, int]) -> dict[str, Any]:
+        cg = self._cgroup.controllers if self._cgroup else []
+        return {
+            "tier": self._chosen, "tier_letter": TIER_LETTER[self._chosen],
+            "uid": self.uid if self.uid is not None else os.getuid(),
+            "dedicated_uid": self.uid is not None,
+            "network": "allowed" if self.network else "isolated",
+            "workspace": str(self._workspace),
+            "limits": {
+                "memory": {"bytes": self.memory, "enforced_by":
+                           (["cgroup"] if "memory" in cg else []) + (["rlimit_as"] if "RLIMIT_AS" in limits else [])
+                           + (["node_heap"] if "javascript" in str(self.kernel_spec.language if self.kernel_spec else "") else [])},
+                "processes": {"count": self.processes, "enforced_by":
+                              (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc"] if "RLIMIT_NPROC" in limits else [])},
+                "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
+                "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
+                "disk_quota": {"bytes": self.disk_quota, "enforced_by": ["checked_after_execution"]},
+            },
+        }
+
+    # -- signals and teardown ------------------------------------------------------
+    def _kernel_pid(self) -> int | None:
+        """The kernel's host pid: bwrap (our child) -> its namespace init -> the kernel."""
+        pid = self.pid
+        for _ in range(2):
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except (OSError, TypeError):
+                return None
+            if not children:
+                return None
+            pid = int(children[0])
+        return pid
+
+    async def send_signal(self, signum: int) -> None:
+        # bwrap forwards no signal. The kernel shares its group with the namespace's init
+        # (--new-session), which ignores signals from outside it but SIGKILL.
+        if self.process and self._chosen == "bwrap" and signum != signal.SIGKILL:
+            kernel = self._kernel_pid()
+            if kernel is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(kernel), signum)
+                return
+        await super().send_signal(signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        await super().kill(restart)
+        await self._kill_everything()
+
+    async def _kill_everything(self) -> None:
+        """Whatever the kernel left behind (setsid + double fork included) dies here."""
+        if self._cgroup is not None:
+            await self._cgroup.kill()
+        if self.uid is not None:
+            await kill_uid(self.uid)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        await self._kill_everything()
+        if restart:
+            return
+        if self._cgroup is not None:
+            await self._cgroup.remove()
+            self._cgroup = None
+        if self._lease is not None:
+            await self._lease.release()
+            self._lease = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+        if self._workspace is not None and not self.keep_workspace:
+            await asyncio.to_thread(shutil.rmtree, self._workspace, True)
+
+    # -- for the bridge -------------------------------------------------------------
+    async def workspace_usage(self) -> int:
+        return await asyncio.to_thread(disk_usage, self._workspace) if self._workspace else 0
+
+    def oom_killed(self) -> bool:
+        return bool(self._cgroup and self._cgroup.oom_killed())
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info["sandbox"] = self.report
+        return info
+
+
+def _undumpable() -> None:
+    """Same-uid kernels (tier C, non-root) must not read our /proc environ, memory or fds."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
