@@ -120,19 +120,23 @@ class _IpcKernelProvider:
     def __init__(self, inner: KernelProvider) -> None:
         self.inner = inner
 
-    def create(self, kernel_name: str) -> KernelHandle:
+    def create(self, kernel_name: str, **options: Any) -> KernelHandle:
         from jupyter_core.paths import jupyter_runtime_dir
         from jupyter_core.utils import ensure_dir_exists
 
-        handle = self.inner.create(kernel_name)
+        handle = self.inner.create(kernel_name, **options)
         km = getattr(handle, "km", None)
-        if km is not None and os.name == "posix":
+        # A kernel with its own provisioner (the sandbox) chooses its transport itself.
+        if km is not None and os.name == "posix" and "kernel_provisioner" not in km.kernel_spec.metadata:
             runtime = jupyter_runtime_dir()
             ensure_dir_exists(runtime, 0o700)
             km.transport = "ipc"
             # Set before start: the default would put the sockets in the current directory.
             km.ip = os.path.join(runtime, f"icpy-cli-{uuid.uuid4().hex[:12]}-ipc")
         return handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # anything else the manager asks of its provider
 
 
 class LocalBackend(Backend):
