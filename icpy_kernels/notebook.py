@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -77,7 +78,12 @@ class Progress:
 
     def cell(self, k: int, index: int, source: str) -> None:
         line = f"[{k}/{self.total}] cell {index}: {first_line(source)}"
-        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        if self.tty:
+            # A line that wraps could not be redrawn in place by \r.
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write(f"\r{line[:width]}\x1b[K")
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def message(self, text: str) -> None:
