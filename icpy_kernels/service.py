@@ -5,6 +5,7 @@ Transports parse and authorize, then call these; there is no second execution pa
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ class Service:
     def __init__(self, manager: SessionManager, hub: Hub | None = None) -> None:
         self.manager = manager
         self.settings: Settings = manager.settings
+        self._language_versions: dict[str, str] = {}  # kernel name -> language_info.version
         # Broadcast, attached clients, resume logs and history (no store: nothing persists).
         self.hub = hub or Hub()
         manager.session_listeners.append(self.hub.on_session_event)
@@ -115,6 +117,19 @@ class Service:
 
     def languages(self) -> list[dict[str, Any]]:
         return self.manager.languages.describe()
+
+    async def describe_languages(self) -> list[dict[str, Any]]:
+        """``languages()`` plus each one's ``version`` (the kernel's ``language_info.version``),
+        asked of an idle kernel of that language; null until one has run in this server."""
+        versions = self._language_versions
+        for session in list(self.manager.sessions.values()):
+            kernel = session.language.kernel_name
+            if kernel in versions or session.state != "idle" or session.client is None:
+                continue
+            with contextlib.suppress(Exception):  # a busy or dying kernel just leaves it unknown
+                reply = await session.request(session.client.kernel_info, wait=1.0)
+                versions[kernel] = str(reply["content"]["language_info"]["version"])
+        return [{**lang, "version": versions.get(lang["kernelspec"])} for lang in self.languages()]
 
     # -- history, resume, attach (one path for every transport) -------------------------
     async def _existing(self, request: ExecuteRequest, listeners: list[Listener]) -> Execution | None:

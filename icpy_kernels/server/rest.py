@@ -137,8 +137,8 @@ class OpenAPIHandler(ApiHandler):
 
 
 class LanguagesHandler(ApiHandler):
-    def get(self) -> None:
-        self.finish({"languages": self.service.languages()})
+    async def get(self) -> None:
+        self.finish({"languages": await self.service.describe_languages()})
 
 
 # -- executions ------------------------------------------------------------------------

@@ -196,4 +196,4 @@ async def session_shutdown(call: Call, params: dict[str, Any]) -> dict[str, Any]
 
 @method("languages.list")
 async def languages_list(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return {"languages": call.service.languages()}
+    return {"languages": await call.service.describe_languages()}

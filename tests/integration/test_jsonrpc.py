@@ -16,6 +16,9 @@ from .harness import Client
 _ids = itertools.count(1)
 
 
+RUN = uuid.uuid4().hex[:8]  # execution ids are unique per run (a history may keep old ones)
+
+
 def sid() -> str:
     return "rpc-" + uuid.uuid4().hex[:8]
 
@@ -49,11 +52,11 @@ async def call(client: Client, method: str, params: dict[str, Any] | None = None
 async def test_execute_code_returns_the_execution_result(server, shared):
     client = await Client.connect(server.url())
     r = await call(client, "execute.code", {"code": "print('hi')\n6*7", "session_id": shared,
-                                            "execution_id": "rpc-exec-1"})
+                                            "execution_id": f"rpc-exec-1-{RUN}"})
     assert set(r) == {"jsonrpc", "id", "result"} and r["jsonrpc"] == "2.0"
     result = r["result"]
     assert result["type"] == "execution_result"
-    assert result["execution_id"] == "rpc-exec-1" and result["session_id"] == shared
+    assert result["execution_id"] == f"rpc-exec-1-{RUN}" and result["session_id"] == shared
     assert result["status"] == "completed"
     assert result["output"] == ["hi", "42"]
     assert result["result"] == {"text/plain": "42"}
@@ -68,7 +71,7 @@ async def test_streaming_notifications_in_order_then_the_response(server, shared
     client = await Client.connect(server.url())
     code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\n'end'"
     await client.send({"jsonrpc": "2.0", "id": "s1", "method": "execute.code_streaming",
-                       "params": {"code": code, "session_id": shared, "execution_id": "rpc-stream-1"}})
+                       "params": {"code": code, "session_id": shared, "execution_id": f"rpc-stream-1-{RUN}"}})
     seen = []
     while True:
         m = await client.next(timeout=30)
@@ -78,11 +81,11 @@ async def test_streaming_notifications_in_order_then_the_response(server, shared
     notes = [m for m in seen if m.get("method")]
     assert all(set(n) == {"jsonrpc", "method", "params"} and "id" not in n for n in notes)
     assert notes[0] == {"jsonrpc": "2.0", "method": "execute.started",
-                        "params": {"execution_id": "rpc-stream-1", "session_id": shared, "language": "python"}}
+                        "params": {"execution_id": f"rpc-stream-1-{RUN}", "session_id": shared, "language": "python"}}
     updates = [n["params"] for n in notes[1:]]
     assert {n["method"] for n in notes[1:]} == {"execute.update"}
     assert [u["seq"] for u in updates] == list(range(1, len(updates) + 1))
-    assert all(u["execution_id"] == "rpc-stream-1" for u in updates)
+    assert all(u["execution_id"] == f"rpc-stream-1-{RUN}" for u in updates)
     text = "".join(u["update"]["text"] for u in updates if u["update"]["kind"] == "stream")
     assert text == "0\n1\n2\n"
     assert updates[-1]["update"]["kind"] == "result"
@@ -227,15 +230,15 @@ async def test_long_call_does_not_block_the_socket_and_interrupts(server, shared
     await call(client, "session.create", {"session_id": session})
     await client.send({"jsonrpc": "2.0", "id": "long", "method": "execute.code_streaming",
                        "params": {"code": "import time\nprint('go', flush=True)\ntime.sleep(30)",
-                                  "session_id": session, "execution_id": "rpc-long"}})
+                                  "session_id": session, "execution_id": f"rpc-long-{RUN}"}})
     # Wait for output, not execute.started: a signal sent before the kernel runs the code is lost.
     await client.wait_for(lambda m: m.get("method") == "execute.update")
     t0 = time.monotonic()
     langs = await call(client, "languages.list")
     assert time.monotonic() - t0 < 5
     assert langs["result"]["languages"]
-    interrupted = await call(client, "execute.interrupt", {"execution_id": "rpc-long"})
-    assert interrupted["result"] == {"session_id": session, "execution_id": "rpc-long", "interrupted": True}
+    interrupted = await call(client, "execute.interrupt", {"execution_id": f"rpc-long-{RUN}"})
+    assert interrupted["result"] == {"session_id": session, "execution_id": f"rpc-long-{RUN}", "interrupted": True}
     done = await client.wait_for(is_response("long"), 30)
     assert done["result"]["status"] == "interrupted"
     await call(client, "session.shutdown", {"session_id": session})
