@@ -13,6 +13,7 @@
     ├── CapacityError              capacity        503
     │   └── SlowConsumer           slow_consumer   503  (a client too slow for its broadcasts: dropped from them)
     ├── KernelStartError           kernel_start_failed 500
+    ├── SandboxUnavailable         sandbox_unavailable 503  (the sandbox cannot give what was asked)
     └── AuthError                  unauthorized 401 / forbidden 403
 
 A user's failing code is never one of these: it is an ``error`` update and a ``failed`` result.
@@ -95,6 +96,11 @@ class CapacityError(IcpyError):
 
 class SlowConsumer(CapacityError):
     code = "slow_consumer"
+
+
+class SandboxUnavailable(IcpyError):
+    code = "sandbox_unavailable"
+    http_status = 503
 
 
 class KernelStartError(IcpyError):

@@ -15,7 +15,9 @@ from .events.hub import Hub
 from .protocol import events
 from .protocol.messages import ExecuteRequest, optional_id, parse_execute
 from .protocol.sharing import HistoryQuery
+from .provisioning.options import parse_session_sandbox
 from .runtime.execution import Execution, Listener
+from .provisioning.options import parse_session_sandbox
 from .runtime.manager import SessionManager
 
 
@@ -93,7 +95,11 @@ class Service:
         language = params.get("language", "python")
         if not isinstance(language, str) or not language:
             raise ValidationError("'language' must be a non-empty string", field="language")
-        session = self.manager.get_or_create(session_id, language, None)
+        config = params.get("config") or {}
+        if not isinstance(config, dict):
+            raise ValidationError("'config' must be an object", field="config")
+        session = self.manager.get_or_create(session_id, language, None,
+                                             sandbox=parse_session_sandbox(config))
         await session.ensure_started()
         return session.describe()
 

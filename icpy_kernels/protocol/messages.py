@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidJSON, ValidationError
+from ..provisioning.options import SessionSandbox, parse_session_sandbox
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
@@ -22,6 +23,8 @@ class ExecutionConfig:
     working_directory: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
+    # config.sandbox / config.network / config.limits: used when this request creates its session
+    sandbox: SessionSandbox = field(default_factory=SessionSandbox)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def parse_config(raw: Any, *, default_timeout: float, max_timeout: float, max_ou
     allow_stdin = raw.get("allow_stdin", False)
     if not isinstance(allow_stdin, bool):
         raise ValidationError("'config.allow_stdin' must be a boolean", field="config.allow_stdin")
-    return ExecutionConfig(timeout, output_cap, cwd, dict(env), allow_stdin)
+    return ExecutionConfig(timeout, output_cap, cwd, dict(env), allow_stdin,
+                           parse_session_sandbox(raw))
 
 
 def parse_execute(

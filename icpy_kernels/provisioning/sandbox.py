@@ -47,6 +47,7 @@ class SandboxProvisioner(LocalProvisioner):
     workspace = Unicode("", config=True, help="the kernel's read-write directory, its cwd and HOME")
     workspace_root = Unicode("", config=True, help="where a workspace is made when none is given")
     keep_workspace = Bool(False, config=True, help="keep the workspace when the kernel shuts down")
+    require_isolation = Bool(False, config=True, help="refuse tier C (no filesystem/network isolation)")
     uid_range = Unicode(DEFAULT_RANGE, config=True, help="uids leased to kernels when the server is root")
     env_allow = List(Unicode(), config=True, help="extra environment variables passed through")
 
@@ -70,6 +71,10 @@ class SandboxProvisioner(LocalProvisioner):
             self._chosen = choose_tier(caps, self.tier)
         except ValueError as exc:
             raise SandboxError(str(exc)) from exc
+        if self.require_isolation and self._chosen == "rlimits":
+            raise SandboxError(
+                "the sandbox is required but only tier C (rlimits) is available here: "
+                f"{caps.bwrap_error or 'bwrap unusable'}; Landlock ABI {caps.landlock_abi}")
         if not self.network and not caps.network_isolation(self._chosen):
             raise SandboxError(
                 f"network isolation cannot be enforced on sandbox tier {self._chosen!r} "

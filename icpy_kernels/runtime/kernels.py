@@ -10,12 +10,17 @@ from __future__ import annotations
 import abc
 import os
 import sys
+import uuid
+from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from ..errors import KernelStartError
+from ..errors import KernelStartError, SandboxUnavailable
+from ..provisioning.bridge import SandboxPolicy
+from ..provisioning.options import SessionSandbox
+from ..provisioning.sandbox import SandboxError
 
 # The kernel's environment is built from scratch: the server's own variables (its token
 # among them) never reach user code. Names ending in '*' are prefixes.
@@ -69,24 +74,62 @@ class KernelHandle(abc.ABC):
     async def shutdown(self) -> None:
         """Stop the kernel for good; must not raise if it is already gone."""
 
+    # Sandboxing hooks (docs/security.md); a handle without a sandbox keeps these defaults.
+    workspace: str | None = None
+
+    def sandbox_report(self) -> dict[str, Any] | None:
+        """What the kernel's sandbox enforces (tier, uid, limits), once it has started."""
+        return None
+
+    async def after_execution(self) -> dict[str, Any] | None:
+        """An ``error`` update for the execution that just ended (e.g. disk quota), if any."""
+        return None
+
 
 class KernelProvider(abc.ABC):
     @abc.abstractmethod
-    def create(self, kernel_name: str) -> KernelHandle:
-        """A handle for a new kernel of that spec (not started yet)."""
+    def create(self, kernel_name: str, *, session_id: str | None = None,
+               sandbox: SessionSandbox | None = None) -> KernelHandle:
+        """A handle for a new kernel of that spec (not started yet), sandboxed as asked."""
 
 
 class LocalKernel(KernelHandle):
     """A kernel process on this machine, through jupyter_client's AsyncKernelManager."""
 
-    def __init__(self, kernel_name: str, ksm: KernelSpecManager, env: dict[str, str]) -> None:
+    _disk_quota = 0
+
+    def __init__(self, kernel_name: str, ksm: KernelSpecManager, env: dict[str, str],
+                 provisioner: dict[str, Any] | None = None) -> None:
         self.kernel_name = kernel_name
         self._env = env
         self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm)
+        if provisioner is not None:
+            # The same seam a kernel.json uses: AsyncKernelManager builds the provisioner
+            # named in the spec's metadata. This km's spec object is its own copy.
+            self.km.kernel_spec.metadata["kernel_provisioner"] = provisioner
+            self.workspace = provisioner["config"].get("workspace")
+            self._disk_quota = int(provisioner["config"].get("disk_quota") or 0)
+
+    def sandbox_report(self) -> dict[str, Any] | None:
+        return getattr(self.km.provisioner, "report", None) or None
+
+    async def after_execution(self) -> dict[str, Any] | None:
+        usage = getattr(self.km.provisioner, "workspace_usage", None)
+        if usage is None or not self._disk_quota:
+            return None
+        used = await usage()
+        if used <= self._disk_quota:
+            return None
+        return {"kind": "error", "ename": "DiskQuotaExceeded", "traceback": [],
+                "evalue": f"The session workspace holds {used} bytes, over its quota of "
+                          f"{self._disk_quota}; delete files before running more code"}
 
     async def start(self) -> None:
         try:
             await self.km.start_kernel(env=dict(self._env))
+        except SandboxError as exc:
+            await self.shutdown()
+            raise SandboxUnavailable(str(exc)) from exc
         except Exception as exc:  # any failure to launch is the same thing to a client
             await self.shutdown()
             raise KernelStartError(f"Kernel {self.kernel_name!r} failed to start: {exc}") from exc
@@ -113,9 +156,20 @@ class LocalKernel(KernelHandle):
 
 
 class LocalKernelProvider(KernelProvider):
-    def __init__(self, ksm: KernelSpecManager, env: dict[str, str] | None = None) -> None:
+    def __init__(self, ksm: KernelSpecManager, env: dict[str, str] | None = None,
+                 policy: SandboxPolicy | None = None) -> None:
         self.ksm = ksm
         self.env = env if env is not None else kernel_environment()
+        self.policy = policy
 
-    def create(self, kernel_name: str) -> KernelHandle:
-        return LocalKernel(kernel_name, self.ksm, self.env)
+    def create(self, kernel_name: str, *, session_id: str | None = None,
+               sandbox: SessionSandbox | None = None) -> KernelHandle:
+        provisioner = None
+        if self.policy is not None:
+            provisioner = self.policy.provisioner(session_id or f"k-{uuid.uuid4().hex[:12]}",
+                                                  sandbox or SessionSandbox())
+        return LocalKernel(kernel_name, self.ksm, self.env, provisioner)
+
+    def close(self) -> None:
+        if self.policy is not None:
+            self.policy.close()

@@ -12,6 +12,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import CapacityError, ExecutionNotFound, SessionConflict, SessionNotFound
 from ..protocol.messages import ExecuteRequest
+from ..provisioning.options import SessionSandbox
 from .execution import Execution, Listener
 from .kernels import KernelProvider
 from .languages import Language, LanguageTable
@@ -39,7 +40,8 @@ class SessionManager:
     def default_session_id(self, connection_id: str, language: Language) -> str:
         return f"conn-{connection_id}-{language.name.replace(':', '-')}"
 
-    def get_or_create(self, session_id: str | None, language_name: str, connection_id: str | None) -> Session:
+    def get_or_create(self, session_id: str | None, language_name: str, connection_id: str | None,
+                      sandbox: SessionSandbox | None = None) -> Session:
         """The named session (created on first use) or the connection's default one."""
         if self._closing:
             raise CapacityError("The server is shutting down")
@@ -59,10 +61,14 @@ class SessionManager:
             return session
         if len(self.sessions) >= self.settings.max_sessions:
             raise CapacityError(f"No capacity: {self.settings.max_sessions} sessions are running")
+        per_connection = self.settings.max_sessions_per_connection
+        if connection_id is not None and per_connection > 0 and sum(
+                s.owner == connection_id for s in self.sessions.values()) >= per_connection:
+            raise CapacityError(f"No capacity: this connection already has {per_connection} sessions")
         session = Session(
             session_id,
             language,
-            self.provider.create(language.kernel_name),
+            self.provider.create(language.kernel_name, session_id=session_id, sandbox=sandbox),
             named=named,
             owner=connection_id,
             interrupt_grace=self.settings.interrupt_grace,
@@ -98,7 +104,8 @@ class SessionManager:
     async def execute(
         self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener]
     ) -> Execution:
-        session = self.get_or_create(request.session_id, request.language, connection_id)
+        session = self.get_or_create(request.session_id, request.language, connection_id,
+                                     sandbox=request.config.sandbox)
         execution = Execution(request, session.id, session.language.name)
         execution.listeners.extend(listeners)
         self.executions[execution.execution_id] = execution

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import SessionNotFound, ValidationError
 from ..protocol import events
 from ..protocol.iopub import parent_id
+from ..provisioning.workspace import resolve_inside
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
@@ -230,7 +231,15 @@ class Session:
                 raise ValidationError(
                     f"config.working_directory/environment are not supported for {self.language.name}",
                     field="config", execution_id=execution.execution_id)
-            context = self.language.context(cfg.working_directory, cfg.environment)
+            cwd = cfg.working_directory
+            if cwd is not None and self.handle.workspace is not None:
+                # Relative to the workspace, and (symlinks resolved) never outside it.
+                try:
+                    cwd = resolve_inside(self.handle.workspace, cwd)
+                except ValueError as exc:
+                    raise ValidationError(str(exc), field="config.working_directory",
+                                          execution_id=execution.execution_id) from exc
+            context = self.language.context(cwd, cfg.environment)
             reply = await self._run_silent(context.enter)
             if reply.get("status") != "ok":
                 await self._run_silent(context.exit)
@@ -261,6 +270,10 @@ class Session:
                 await self._run_silent(context.exit)
         if execution.execution_count is not None:
             self.execution_count = execution.execution_count
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                if (note := await self.handle.after_execution()) is not None:
+                    execution.add_update(note)  # e.g. the workspace went over its disk quota
         execution.finish(status)
 
     async def _wait(self, execution: Execution) -> str | None:
@@ -331,4 +344,5 @@ class Session:
             "queued": self.queued,
             "created": self.created,
             "current_execution_id": self.current.execution_id if self.current else None,
+            "sandbox": self.handle.sandbox_report(),
         }

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..events.hub import Hub
 from ..history.store import HistoryStore
 from ..history.store import default_path as default_history_path
+from ..provisioning.bridge import SandboxPolicy
 from ..runtime.kernels import LocalKernelProvider, kernel_environment
 from ..runtime.kernelspecs import kernel_spec_manager
 from ..runtime.languages import LanguageTable
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 def make_manager(settings: Settings) -> SessionManager:
     ksm = kernel_spec_manager()
     languages = LanguageTable(ksm, settings.language_overrides)
-    return SessionManager(settings, languages, LocalKernelProvider(ksm, kernel_environment()))
+    env = kernel_environment(extra_allow=tuple(settings.kernel_env_allow))
+    policy = SandboxPolicy(settings)  # sandbox=off still validates config.sandbox/network
+    return SessionManager(settings, languages, LocalKernelProvider(ksm, env, policy))
 
 
 def make_app(settings: Settings, manager: SessionManager, service: Service | None = None) -> web.Application:
@@ -85,6 +88,9 @@ class Server:
             self.http = None
         await self.manager.shutdown()
         await self.store.close()  # after the kernels: their final results are written first
+        close = getattr(self.manager.provider, "close", None)
+        if close is not None:
+            close()  # the workspaces root, once every kernel is gone
 
 
 async def serve(settings: Settings) -> None:

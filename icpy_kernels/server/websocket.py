@@ -110,10 +110,14 @@ class HealthHandler(web.RequestHandler):
         self.manager = service.manager
         self.connections = connections
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        policy = getattr(self.manager.provider, "policy", None)
+        sandbox = await policy.describe() if policy is not None else {"mode": "off", "tier": None}
+        sandbox.pop("workspace_root", None)  # health is unauthenticated: no paths
         self.finish({
             "status": "ok",
             "sessions": len(self.manager.sessions),
             "connections": len(self.connections),
             "languages": self.manager.languages.available(),
+            "sandbox": sandbox,
         })

@@ -1,0 +1,91 @@
+"""How the bridge asks for a sandbox: per-session options, checked against the server's caps,
+turned into the ``kernel_provisioner`` stanza that AsyncKernelManager hands to ``icpy-sandbox``."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import ForbiddenError
+from .options import LIMITS, SessionSandbox
+from .probe import TIER_LETTER, choose_tier, probe
+from .workspace import workspace_for
+
+PROVISIONER = "icpy-sandbox"
+
+
+class SandboxPolicy:
+    """The server's side: caps, workspaces root, and the provisioner stanza for a session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._made_root = not settings.workspace_root
+        self.root = Path(settings.workspace_root or tempfile.mkdtemp(prefix="icpy-workspaces-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)  # kernels under other uids must reach their own workspace
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.sandbox != "off"
+
+    def check(self, options: SessionSandbox) -> None:
+        """Refuse what the server does not allow (before any kernel starts)."""
+        if not options.sandbox and self.enabled and not self.settings.allow_unsandboxed:
+            raise ForbiddenError("config.sandbox=false needs a server started with --allow-unsandboxed",
+                                 field="config.sandbox")
+        if options.network and not self.settings.allow_network:
+            raise ForbiddenError("config.network=true needs a server started with --allow-network",
+                                 field="config.network")
+
+    def limits(self, options: SessionSandbox | None = None) -> dict[str, int]:
+        caps = {name: int(getattr(self.settings, attr)) for name, attr in LIMITS.items()}
+        asked = options.limits if options else {}
+        return {name: min(asked.get(name, cap), cap) for name, cap in caps.items()}
+
+    def workspace(self, session_id: str) -> Path:
+        return workspace_for(self.root, session_id)
+
+    def provisioner(self, session_id: str, options: SessionSandbox) -> dict[str, Any] | None:
+        """The kernel_provisioner stanza, or None for a plain (unsandboxed) local kernel."""
+        self.check(options)
+        if not self.enabled or not options.sandbox:
+            return None
+        config = {
+            **self.limits(options),
+            "tier": "auto",
+            "require_isolation": self.settings.sandbox == "require",
+            "network": options.network,
+            "workspace": str(self.workspace(session_id)),
+            "keep_workspace": self.settings.keep_workspaces,
+            "uid_range": self.settings.sandbox_uid_range,
+            "env_allow": list(self.settings.kernel_env_allow),
+        }
+        return {"provisioner_name": PROVISIONER, "config": config}
+
+    async def describe(self) -> dict[str, Any]:
+        """For ``GET /api/health`` and ``icpy doctor``: what a new session would get."""
+        if not self.enabled:
+            return {"mode": "off", "tier": None, "enforced": False, "limits": {}}
+        caps = await probe()
+        tier = choose_tier(caps)
+        return {
+            "mode": self.settings.sandbox,
+            "tier": tier,
+            "tier_letter": TIER_LETTER[tier],
+            "available_tiers": caps.tiers,
+            "network_isolation": caps.network_isolation(tier),
+            "network_default": "isolated",
+            "dedicated_uid": caps.root,
+            "cgroup_controllers": caps.cgroup_controllers,
+            "landlock_abi": caps.landlock_abi,
+            "bwrap_error": caps.bwrap_error,
+            "limits": self.limits(),
+            "workspace_root": str(self.root),
+        }
+
+    def close(self) -> None:
+        if self._made_root and not self.settings.keep_workspaces:
+            shutil.rmtree(self.root, ignore_errors=True)

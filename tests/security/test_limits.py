@@ -1,0 +1,141 @@
+"""Resource attacks: fork bomb, memory, disk, output, hangs, exits; each hits its limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from icpy_kernels.provisioning.uids import processes_of
+
+from ..integration.harness import Client
+from .conftest import LIMITS
+from .helpers import alongside, innocent_check, out
+
+pytestmark = pytest.mark.gen_test(timeout=150)
+ATK, INN = "limits-attacker", "limits-innocent"
+
+
+async def gone(uid: int, within: float = 5.0) -> None:
+    for _ in range(int(within / 0.1)):
+        if not processes_of({uid}):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def clients(server):
+    return await Client.connect(server.url()), await Client.connect(server.url())
+
+
+async def test_fork_bomb_is_capped_and_dies_with_its_session(server):
+    attacker, innocent = await clients(server)
+    await innocent_check(innocent, INN, budget=30)
+    code = (
+        "import os, time\nn = 0\n"
+        "try:\n"
+        "    while True:\n"
+        "        if os.fork() == 0:\n"
+        "            while True: time.sleep(1)\n"
+        "        n += 1\n"
+        "except OSError as e:\n"
+        "    print('fork failed after', n, type(e).__name__)\n"
+        "print('uid', os.getuid())\n"
+    )
+    _, r = await alongside(attacker, innocent, code, session="bomb", innocent_session=INN)
+    lines = out(r).splitlines()
+    assert lines[0].startswith("fork failed after") and "BlockingIOError" in lines[0], r
+    assert int(lines[0].split()[3]) < LIMITS["process_limit"]
+    uid = int(lines[1].split()[1])
+    assert len(processes_of({uid})) > 10  # the children are really there...
+    await attacker.send({"type": "ping"})
+    server.call(server.manager.shutdown_session("bomb"))
+    await gone(uid)
+    assert not processes_of({uid})  # ...and gone with the session
+
+
+async def test_memory_bomb_is_a_memory_error(server):
+    attacker, innocent = await clients(server)
+    _, r = await alongside(attacker, innocent, "b = b'x' * (2 * 1024**3)", session=ATK,
+                           innocent_session=INN)
+    assert r["status"] == "failed", r
+    assert r["error"]["ename"] == "MemoryError" or r["kernel_restarted"], r
+
+
+async def test_disk_filler_hits_file_size_and_quota(server):
+    attacker, innocent = await clients(server)
+    code = (
+        "try:\n    open('big', 'wb').write(b'x' * (9 << 20))\n"
+        "except OSError as e: print('big', e.strerror)\n"
+        "import os\nos.remove('big')\n"
+        "for i in range(3):\n    open(f'part{i}', 'wb').write(b'x' * (7 << 20))\n"
+    )
+    _, r = await alongside(attacker, innocent, code, session=ATK, innocent_session=INN)
+    assert "big File too large" in out(r), r
+    assert r["status"] == "failed" and r["error"]["ename"] == "DiskQuotaExceeded", r
+    _, r = await attacker.execute("import os\nfor i in range(3): os.remove(f'part{i}')", session_id=ATK)
+    assert r["status"] == "completed", r
+
+
+async def test_infinite_output_is_cut(server):
+    attacker, innocent = await clients(server)
+    _, r = await alongside(attacker, innocent, "while True: print('x' * 1000)", session=ATK,
+                           innocent_session=INN, config={"timeout": 4})
+    assert r["truncated"] is True and r["status"] == "timeout", r
+
+
+async def test_busy_loop_times_out_and_keeps_state(server):
+    attacker, innocent = await clients(server)
+    await attacker.execute("kept = 41", session_id=ATK)
+    _, r = await alongside(attacker, innocent, "while True: pass", session=ATK,
+                           innocent_session=INN, config={"timeout": 2})
+    assert r["status"] == "timeout" and not r["kernel_restarted"], r
+    _, r = await attacker.execute("print(kept + 1)", session_id=ATK)
+    assert out(r) == "42", r
+
+
+async def test_c_level_hang_restarts_the_kernel(server):
+    attacker, innocent = await clients(server)
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    _, r = await alongside(attacker, innocent, code, session=ATK, innocent_session=INN,
+                           config={"timeout": 2})
+    assert r["status"] == "timeout" and r["kernel_restarted"], r
+
+
+async def test_kernel_exit_is_reported_and_recovered(server):
+    attacker, innocent = await clients(server)
+    _, r = await alongside(attacker, innocent, "import os\nos._exit(1)", session=ATK,
+                           innocent_session=INN)
+    assert r["status"] == "failed" and r["kernel_restarted"], r
+    _, r = await attacker.execute("print('back')", session_id=ATK)
+    assert out(r) == "back", r
+
+
+async def test_setsid_double_fork_dies_with_the_session(server):
+    attacker, innocent = await clients(server)
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)\nprint(os.getuid())\n"
+    )
+    _, r = await alongside(attacker, innocent, code, session="daemon", innocent_session=INN)
+    uid = int(out(r))
+    assert len(processes_of({uid})) >= 2  # kernel + the daemon
+    server.call(server.manager.shutdown_session("daemon"))
+    await gone(uid)
+    assert not processes_of({uid})
+
+
+async def test_bash_fork_bomb(server):
+    if "bash" not in server.manager.languages.available():
+        pytest.skip("the icpy-bash kernel is not installed")
+    attacker, innocent = await clients(server)
+    await innocent_check(innocent, INN, budget=30)
+    _, r = await alongside(attacker, innocent, ":(){ :|:& };:; sleep 3; echo survived",
+                           session="bash-bomb", innocent_session=INN, language="bash",
+                           config={"timeout": 15})
+    assert r["status"] in ("completed", "failed", "timeout"), r
+    server.call(server.manager.shutdown_session("bash-bomb"))
