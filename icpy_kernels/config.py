@@ -46,6 +46,21 @@ class Settings:
     language: list[str] = _list(
         "extra language mapping NAME=KERNELSPEC (repeatable), e.g. ruby=ruby3"
     )
+    # -- sandbox (docs/security.md) --
+    sandbox: str = _opt("off", "auto: strongest sandbox tier here; require: refuse kernels without "
+                                "filesystem+network isolation (tier A/B); off: plain local kernels")
+    workspace_root: str = _opt("", "where session workspaces are made (default: a fresh temp dir)")
+    keep_workspaces: bool = _opt(False, "keep a session's workspace after it shuts down")
+    allow_network: bool = _opt(False, "let a session ask for network access (config.network)")
+    allow_unsandboxed: bool = _opt(False, "let a session ask to run without the sandbox (config.sandbox=false)")
+    memory_limit: int = _opt(1 << 30, "bytes of memory per kernel (cap of config.limits.memory)")
+    process_limit: int = _opt(256, "processes/threads per kernel (cap of config.limits.processes)")
+    file_size_limit: int = _opt(1 << 30, "largest file a kernel may write (bytes)")
+    open_files_limit: int = _opt(1024, "open files per kernel process")
+    disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold, checked after each execution")
+    sandbox_uid_range: str = _opt("3000000-3000999", "uids leased to kernels when the server runs as root")
+    kernel_env_allow: list[str] = _list("extra environment variable names (or PREFIX*) passed to kernels")
+    max_sessions_per_connection: int = _opt(16, "most sessions one connection may create")
 
     def __post_init__(self) -> None:
         self.token_generated = False
@@ -72,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="append", default=None, metavar="VALUE",
                                 help=f"{f.metadata['help']} [env {env}, comma-separated]")
             continue
+        if str(f.type) == "bool":
+            parser.add_argument(flag, action="store_const", const=True, default=None,
+                                help=f"{f.metadata['help']} [env {env}=1]")
+            continue
         kind = {"int": int, "float": float}.get(str(f.type), str)
         parser.add_argument(flag, type=kind, default=None,
                             help=f"{f.metadata['help']} [env {env}; default {f.default!r}]")
@@ -92,6 +111,8 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
             continue
         if cli is not None:
             values[f.name] = cli
+        elif raw is not None and raw != "" and str(f.type) == "bool":
+            values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif raw is not None and raw != "":
             kind = {"int": int, "float": float}.get(str(f.type), str)
             try:
