@@ -117,6 +117,14 @@ def cmd_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .provisioning.doctor import report
+
+    text, status = asyncio.run(report(load_settings(args)))
+    print(text)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icpy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"icpy_kernels {__version__}")
@@ -180,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (this venv)")
     where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
     kernels.set_defaults(func=cmd_kernels)
+
+    doctor = sub.add_parser("doctor", help="show the sandbox tier and the limits this machine enforces")
+    add_arguments(doctor)
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

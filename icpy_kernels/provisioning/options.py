@@ -31,7 +31,8 @@ def parse_session_sandbox(raw: dict[str, Any]) -> SessionSandbox:
             if not isinstance(value, bool):
                 raise ValidationError(f"'config.{name}' must be a boolean", field=f"config.{name}")
             values[name] = value
-    limits = raw.get("limits") or {}
+    limits = raw.get("limits")
+    limits = {} if limits is None else limits
     if not isinstance(limits, dict):
         raise ValidationError("'config.limits' must be an object", field="config.limits")
     for name, value in limits.items():

@@ -1,0 +1,52 @@
+"""``icpy doctor``: what the sandbox can enforce on this machine, tier by tier and limit by limit."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .bridge import SandboxPolicy
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+async def report(settings: Settings) -> tuple[str, int]:
+    """The text to print and the exit status (1 when ``--sandbox require`` cannot be met)."""
+    policy = SandboxPolicy(settings)
+    try:
+        info = await policy.describe()
+        mode = settings.sandbox
+        lines = [f"sandbox mode:      {mode}"]
+        if mode == "off":
+            info = await SandboxPolicy(Settings(token="x", sandbox="auto")).describe()
+            lines.append("  (kernels run unsandboxed; below is what --sandbox auto would give)")
+        tier = info["tier"]
+        lines += [
+            f"tier:              {info['tier_letter']} ({tier}); available: {', '.join(info['available_tiers'])}",
+            f"bubblewrap:        {'usable' if 'bwrap' in info['available_tiers'] else info['bwrap_error']}",
+            f"landlock ABI:      {info['landlock_abi'] or 'none'}",
+            f"network:           {'isolated by default' if info['network_isolation'] else 'NOT isolatable: sessions are refused unless they ask for network'}"
+            f"{' (--allow-network lets a session ask)' if settings.allow_network else ''}",
+            f"kernel uid:        {'a dedicated uid per kernel from ' + settings.sandbox_uid_range if info['dedicated_uid'] else 'the server uid (in a user namespace on tier A)'}",
+            f"cgroups:           {', '.join(info['cgroup_controllers']) or 'none writable (limits by rlimits only)'}",
+        ]
+        limits = info["limits"]
+        mem_by = ("cgroup + " if "memory" in info["cgroup_controllers"] else "") + "RLIMIT_AS (Python kernels)"
+        proc_by = ("pids cgroup + " if "pids" in info["cgroup_controllers"] else "") + (
+            "RLIMIT_NPROC" if info["dedicated_uid"] or tier == "bwrap" else "not enforced (shared uid)")
+        lines += [
+            f"  memory:          {_size(limits['memory'])} per kernel ({mem_by})",
+            f"  processes:       {limits['processes']} per kernel ({proc_by})",
+            f"  file size:       {_size(limits['file_size'])} (RLIMIT_FSIZE)",
+            f"  open files:      {limits['open_files']} (RLIMIT_NOFILE)",
+            f"  disk quota:      {_size(limits['disk_quota'])} per workspace (checked after each execution)",
+        ]
+        failed = mode == "require" and tier == "rlimits"
+        if failed:
+            lines.append("ERROR: --sandbox require, but only tier C is available")
+        return "\n".join(lines), int(failed)
+    finally:
+        policy.close()
