@@ -17,7 +17,6 @@ from .protocol.messages import ExecuteRequest, optional_id, parse_execute
 from .protocol.sharing import HistoryQuery
 from .provisioning.options import parse_session_sandbox
 from .runtime.execution import Execution, Listener
-from .provisioning.options import parse_session_sandbox
 from .runtime.manager import SessionManager
 
 
