@@ -10,6 +10,7 @@
     ├── SessionNotFound            session_not_found 404
     ├── ExecutionNotFound          execution_not_found 404
     ├── SessionConflict            session_conflict 409  (e.g. a python session asked to run bash)
+    ├── NotWaitingForInput         not_waiting_for_input 409  (input_reply for an execution not reading stdin)
     ├── CapacityError              capacity        503
     │   └── SlowConsumer           slow_consumer   503  (a client too slow for its broadcasts: dropped from them)
     ├── KernelStartError           kernel_start_failed 500
@@ -86,6 +87,11 @@ class ExecutionNotFound(IcpyError):
 
 class SessionConflict(IcpyError):
     code = "session_conflict"
+    http_status = 409
+
+
+class NotWaitingForInput(IcpyError):
+    code = "not_waiting_for_input"
     http_status = 409
 
 

@@ -10,14 +10,17 @@ import uuid
 from typing import Any
 
 from .config import Settings
-from .errors import ExecutionNotFound, IcpyError, ValidationError
+from .errors import ExecutionNotFound, IcpyError, SessionConflict, ValidationError
 from .events.hub import Hub
 from .protocol import events
+from .protocol.editor import editor_reply, parse_editor
 from .protocol.messages import ExecuteRequest, optional_id, parse_execute
 from .protocol.sharing import HistoryQuery
 from .provisioning.options import parse_session_sandbox
 from .runtime.execution import Execution, Listener
 from .runtime.manager import SessionManager
+
+EDITOR_BUSY_WAIT = 2.0  # an editor's keystroke waits no longer than this on a busy kernel
 
 
 class Service:
@@ -79,7 +82,10 @@ class Service:
             session_id = execution.session_id
             session = self.manager.get(session_id)
             if session.current is not execution:
-                return {"session_id": session_id, "execution_id": execution_id, "interrupted": False}
+                # Still queued (or starting its kernel): it will end as interrupted, unrun.
+                queued = execution.result is None and not execution.interrupt_requested
+                execution.interrupt_requested = True
+                return {"session_id": session_id, "execution_id": execution_id, "interrupted": queued}
         elif session_id is not None:
             session = self.manager.get(session_id)
         else:
@@ -87,6 +93,39 @@ class Service:
         running = session.current.execution_id if session.current else None
         interrupted = await session.interrupt()
         return {"session_id": session.id, "execution_id": running, "interrupted": interrupted}
+
+    def send_input(self, execution_id: str, value: str) -> dict[str, Any]:
+        """Answer the ``input_request`` of a running execution (from any transport)."""
+        execution = self.manager.get_execution(execution_id)
+        self.manager.get(execution.session_id).answer_input(execution, value)
+        return {"execution_id": execution_id, "session_id": execution.session_id, "accepted": True}
+
+    # -- editor requests ----------------------------------------------------------
+    async def editor(self, kind: str, params: dict[str, Any], connection_id: str | None) -> dict[str, Any]:
+        """complete / inspect / is_complete; ``busy: true`` with an empty answer when the
+        kernel is running code for longer than ``EDITOR_BUSY_WAIT``."""
+        request = parse_editor(kind, params)
+        if request.session_id is not None:
+            session = self.manager.get(request.session_id)
+            if request.language is not None:
+                wanted = self.manager.languages.resolve(request.language)
+                if wanted.kernel_name != session.language.kernel_name:
+                    raise SessionConflict(
+                        f"Session {session.id!r} runs {session.language.name}, not {wanted.name}",
+                        session_id=session.id)
+        else:
+            session = self.manager.get_or_create(None, request.language or "python", connection_id)
+
+        def send() -> str:
+            client = session.client
+            if kind == "complete":
+                return client.complete(request.code, request.cursor_pos)
+            if kind == "inspect":
+                return client.inspect(request.code, request.cursor_pos, request.detail_level)
+            return client.is_complete(request.code)
+
+        content = await session.editor_request(send, EDITOR_BUSY_WAIT)
+        return {"session_id": session.id, **editor_reply(request, content)}
 
     # -- sessions -----------------------------------------------------------------
     async def create_session(self, params: dict[str, Any]) -> dict[str, Any]:

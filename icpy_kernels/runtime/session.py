@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import SessionNotFound, ValidationError
+from ..errors import NotWaitingForInput, SessionNotFound, ValidationError
 from ..protocol import events
 from ..protocol.iopub import parent_id
 from ..provisioning.workspace import resolve_inside
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 LIVENESS_INTERVAL = 0.5  # how often a running execution checks that its kernel still lives
 SILENT_TIMEOUT = 15.0  # bound on our own bookkeeping snippets (context enter/exit)
 READY_TIMEOUT = 60.0
+INTERRUPT_SETTLE = 0.05  # from execute_input to the cell's own code, in ipykernel
 
 SessionListener = Callable[[dict[str, Any]], None]
 
@@ -59,6 +60,7 @@ class Session:
         self._readers: list[asyncio.Task[None]] = []
         self._routes: dict[str, Execution] = {}
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.input_pending: str | None = None  # execution_id whose input() awaits a reply
 
     # -- lifecycle ----------------------------------------------------------------
     @property
@@ -125,6 +127,16 @@ class Session:
         async with self._start_lock:
             if self.closed:
                 raise SessionNotFound(f"Session {self.id!r} has been shut down", session_id=self.id)
+            current = self.current
+            if current is not None and current.result is None:
+                # Its kernel is going away: end it now rather than at its timeout.
+                current.add_update({
+                    "kind": "error", "ename": "SessionRestarted",
+                    "evalue": f"The session was restarted ({reason}); its state is lost",
+                    "traceback": [],
+                })
+                current.kernel_restarted = True
+                current.finish("failed")
             await self._restart_locked(reason)
 
     async def _restart_locked(self, reason: str) -> None:
@@ -186,6 +198,7 @@ class Session:
         if execution is None or msg["header"]["msg_type"] != "input_request":
             return
         content = msg["content"]
+        self.input_pending = execution.execution_id
         execution.add_update({"kind": "input_request", "prompt": content.get("prompt", ""),
                               "password": bool(content.get("password", False))})
 
@@ -201,6 +214,41 @@ class Session:
         self._waiters[msg_id] = future
         try:
             return await asyncio.wait_for(future, wait)
+        finally:
+            self._waiters.pop(msg_id, None)
+
+    def answer_input(self, execution: Execution, value: str) -> None:
+        """Deliver one line to the execution's pending ``input()``; once per input_request."""
+        if self.current is not execution or execution.result is not None \
+                or self.input_pending != execution.execution_id or self.client is None:
+            raise NotWaitingForInput(
+                f"Execution {execution.execution_id!r} is not waiting for input",
+                execution_id=execution.execution_id, session_id=self.id)
+        self.input_pending = None
+        self.client.input(value)
+
+    async def editor_request(self, send: Callable[[], str], busy_wait: float) -> dict[str, Any] | None:
+        """A shell request an editor makes on each keystroke (complete, inspect, is_complete).
+
+        The kernel answers these on its shell channel, after the running execution: while one
+        runs, wait at most ``busy_wait`` and return None (busy). A reply arriving later finds
+        no waiter and is dropped by ``_on_shell``.
+        """
+        await self.ensure_started()
+        msg_id = send()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[msg_id] = future
+        deadline = time.monotonic() + SILENT_TIMEOUT
+        try:
+            while True:
+                wait = min(busy_wait, deadline - time.monotonic())
+                try:
+                    return (await asyncio.wait_for(asyncio.shield(future), max(wait, 0)))["content"]
+                except TimeoutError:
+                    if self.current is not None:
+                        return None
+                    if time.monotonic() >= deadline:
+                        raise
         finally:
             self._waiters.pop(msg_id, None)
 
@@ -250,6 +298,12 @@ class Session:
                     field="config.working_directory" if cfg.working_directory else "config.environment",
                     execution_id=execution.execution_id)
 
+        if execution.interrupt_requested:  # interrupted while queued: it never runs
+            if context is not None:
+                with contextlib.suppress(Exception):
+                    await self._run_silent(context.exit)
+            execution.finish("interrupted")
+            return
         self.current = execution
         self.state = "busy"
         execution.started = time.monotonic()
@@ -329,8 +383,24 @@ class Session:
         if execution is None:
             return False
         execution.interrupt_requested = True
+        await self._until_in_user_code(execution)
         await self.handle.interrupt()
         return True
+
+    @staticmethod
+    async def _until_in_user_code(execution: Execution, limit: float = 2.0) -> None:
+        """Wait until the kernel has announced the cell (``execute_input``), plus a moment.
+
+        ipykernel ignores SIGINT while idle, and one that lands in its own code before the
+        cell runs aborts the request without any reply: the execution would then hang until
+        its timeout. An interrupt sent right after ``execute`` must wait for the cell.
+        """
+        deadline = time.monotonic() + limit
+        while execution.execution_count is None and not execution.done.is_set():
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(INTERRUPT_SETTLE)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,7 @@ from ..protocol import events
 from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
 from ..service import Service
-from . import sharing
+from . import interactive, sharing
 from .rpc import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Connection:
             "execute": self.on_execute,
             "execute_streaming": self.on_execute_streaming,
         }
+        interactive.install(self)  # interrupt, input_reply, complete/inspect/is_complete, session ops
         # Broadcast/attached traffic goes through a bounded queue; the socket replaces this.
         self.send_bounded: Callable[[dict[str, Any]], bool] = lambda event: self.send(event) or True
         self.sharing = sharing.install(self)  # subscribe/attach, get_result/history, resume

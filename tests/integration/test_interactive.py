@@ -1,0 +1,346 @@
+"""Interactive messages over a real server and real kernels: interrupt, stdin, complete/inspect/
+is_complete, session operations and idle culling (issue: Shared sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from .harness import Client, ThreadedServer
+
+
+def sid() -> str:
+    return "i-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module")
+def editor_session():
+    """A named python session reused by tests that leave its state alone."""
+    return "ed-" + uuid.uuid4().hex[:8]
+
+
+def reply_to(rid: str):
+    return lambda m: m.get("request_id") == rid
+
+
+def of(execution_id: str, kind: str | None = None):
+    def match(m: dict[str, Any]) -> bool:
+        return m.get("execution_id") == execution_id and (kind is None or m["type"] == kind)
+    return match
+
+
+def update_of(execution_id: str, kind: str):
+    return lambda m: (m.get("execution_id") == execution_id and m["type"] == "execution_update"
+                      and m["update"]["kind"] == kind)
+
+
+async def request(client: Client, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    rid = "r-" + uuid.uuid4().hex[:8]
+    await client.send({**message, "request_id": rid})
+    return await client.wait_for(reply_to(rid), timeout)
+
+
+# -- interrupt --------------------------------------------------------------------------
+@pytest.mark.gen_test(timeout=90)
+async def test_interrupt_by_execution_and_by_session_keeps_state(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("import time; kept = 41", session_id=editor_session)
+    for target in ("execution_id", "session_id"):
+        eid = f"int-{target}"
+        await client.send({"type": "execute_streaming", "code": "time.sleep(30)", "execution_id": eid,
+                           "session_id": editor_session})
+        await client.wait_for(of(eid, "execution_started"))
+        start = time.monotonic()
+        ids = {"execution_id": eid} if target == "execution_id" else {"session_id": editor_session}
+        reply = await request(client, {"type": "interrupt", **ids})
+        assert reply["type"] == "interrupt_reply"
+        assert reply["interrupted"] is True
+        assert reply["execution_id"] == eid and reply["session_id"] == editor_session
+        result = await client.wait_for(of(eid, "execution_result"), 20)
+        assert result["status"] == "interrupted"
+        assert result["error"]["ename"] == "KeyboardInterrupt"
+        assert result["kernel_restarted"] is False
+        assert time.monotonic() - start < 10
+    _, r = await client.execute("kept + 1", session_id=editor_session)
+    assert r["output"] == ["42"]  # the session kept its state
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_interrupt_with_nothing_running_and_unknown_ids(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("1", session_id=editor_session, execution_id="int-done")
+    reply = await request(client, {"type": "interrupt", "session_id": editor_session})
+    assert reply == {"type": "interrupt_reply", "request_id": reply["request_id"], "session_id": editor_session,
+                     "execution_id": None, "interrupted": False, "timestamp": reply["timestamp"]}
+    reply = await request(client, {"type": "interrupt", "execution_id": "int-done"})
+    assert reply["interrupted"] is False and reply["execution_id"] == "int-done"
+    err = await request(client, {"type": "interrupt", "execution_id": "no-such-execution"})
+    assert err["type"] == "error" and err["code"] == "execution_not_found"
+    err = await request(client, {"type": "interrupt", "session_id": "no-such-session"})
+    assert err["type"] == "error" and err["code"] == "session_not_found"
+    err = await request(client, {"type": "interrupt"})
+    assert err["code"] == "validation_error" and err["field"] == "execution_id"
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_interrupting_a_queued_execution_means_it_never_runs(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("import time; ran = False", session_id=editor_session)
+    await client.send({"type": "execute_streaming", "code": "time.sleep(1.5)", "execution_id": "q-first",
+                       "session_id": editor_session})
+    await client.send({"type": "execute", "code": "ran = True", "execution_id": "q-second",
+                       "session_id": editor_session})
+    await client.wait_for(of("q-first", "execution_started"))
+    await asyncio.sleep(0.2)  # q-second is registered (after its history lookup) and queued
+    reply = await request(client, {"type": "interrupt", "execution_id": "q-second"})
+    assert reply["interrupted"] is True
+    first = await client.wait_for(of("q-first", "execution_result"))
+    second = await client.wait_for(of("q-second", "execution_result"))
+    assert first["status"] == "completed"  # only the queued one was interrupted
+    assert second["status"] == "interrupted"
+    _, r = await client.execute("ran", session_id=editor_session)
+    assert r["output"] == ["False"]
+    client.close()
+
+
+# -- stdin ------------------------------------------------------------------------------
+@pytest.mark.gen_test(timeout=90)
+async def test_input_and_getpass_round_trip(server, editor_session):
+    client = await Client.connect(server.url())
+    code = "name = input('Name? ')\nimport getpass\npw = getpass.getpass('Password: ')\nprint('hi', name, len(pw))"
+    await client.send({"type": "execute_streaming", "code": code, "execution_id": "stdin-1",
+                       "session_id": editor_session, "config": {"allow_stdin": True}})
+    first = await client.wait_for(update_of("stdin-1", "input_request"))
+    assert first["update"] == {"kind": "input_request", "prompt": "Name? ", "password": False}
+    ack = await request(client, {"type": "input_reply", "execution_id": "stdin-1", "value": "Ada"})
+    assert ack["type"] == "input_accepted"
+    assert ack["execution_id"] == "stdin-1" and ack["session_id"] == editor_session
+    second = await client.wait_for(update_of("stdin-1", "input_request"))
+    assert second["update"] == {"kind": "input_request", "prompt": "Password: ", "password": True}
+    assert second["seq"] > first["seq"]
+    await client.send({"type": "input_reply", "execution_id": "stdin-1", "value": "s3cret"})
+    result = await client.wait_for(of("stdin-1", "execution_result"))
+    assert result["status"] == "completed"
+    assert result["output"] == ["hi Ada 6"]
+    # The execution is over: one more line has nobody to go to.
+    err = await request(client, {"type": "input_reply", "execution_id": "stdin-1", "value": "late"})
+    assert err["type"] == "error" and err["code"] == "not_waiting_for_input"
+    assert err["execution_id"] == "stdin-1"
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_input_without_allow_stdin_fails_at_once(server, editor_session):
+    client = await Client.connect(server.url())
+    start = time.monotonic()
+    _, r = await client.execute("input('never answered: ')", session_id=editor_session, config={"timeout": 30})
+    assert time.monotonic() - start < 10
+    assert r["status"] == "failed"
+    assert r["error"]["ename"] == "StdinNotImplementedError"
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_input_reply_errors(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.send({"type": "execute", "code": "import time; time.sleep(1.5)", "execution_id": "busy-no-input",
+                       "session_id": editor_session, "config": {"allow_stdin": True}})
+    await asyncio.sleep(0.5)
+    err = await request(client, {"type": "input_reply", "execution_id": "busy-no-input", "value": "x"})
+    assert err["code"] == "not_waiting_for_input"  # running, but not reading stdin
+    err = await request(client, {"type": "input_reply", "execution_id": "nope", "value": "x"})
+    assert err["code"] == "execution_not_found"
+    err = await request(client, {"type": "input_reply", "execution_id": "busy-no-input", "value": 3})
+    assert err["code"] == "validation_error" and err["field"] == "value"
+    err = await request(client, {"type": "input_reply", "value": "x"})
+    assert err["code"] == "validation_error" and err["field"] == "execution_id"
+    await client.wait_for(of("busy-no-input", "execution_result"))
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_waiting_for_input_is_bounded_by_timeout_and_interrupt(server, editor_session):
+    client = await Client.connect(server.url())
+    start = time.monotonic()
+    _, r = await client.execute("input('? ')", session_id=editor_session,
+                                config={"allow_stdin": True, "timeout": 1.5})
+    assert r["status"] == "timeout"
+    assert r["kernel_restarted"] is False
+    assert time.monotonic() - start < 10
+
+    await client.send({"type": "execute_streaming", "code": "answer = input('? ')", "execution_id": "stdin-int",
+                       "session_id": editor_session, "config": {"allow_stdin": True}})
+    await client.wait_for(update_of("stdin-int", "input_request"))
+    reply = await request(client, {"type": "interrupt", "execution_id": "stdin-int"})
+    assert reply["interrupted"] is True
+    result = await client.wait_for(of("stdin-int", "execution_result"), 20)
+    assert result["status"] == "interrupted"
+    err = await request(client, {"type": "input_reply", "execution_id": "stdin-int", "value": "late"})
+    assert err["code"] == "not_waiting_for_input"
+    _, r = await client.execute("1 + 1", session_id=editor_session)
+    assert r["output"] == ["2"]
+    client.close()
+
+
+# -- complete / inspect / is_complete ----------------------------------------------------
+@pytest.mark.gen_test(timeout=90)
+async def test_complete_inspect_is_complete(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("import os\nmy_long_variable = 1", session_id=editor_session)
+    reply = await request(client, {"type": "complete", "session_id": editor_session,
+                                   "code": "x = my_lo", "cursor_pos": 9})
+    assert reply["type"] == "complete_reply" and reply["busy"] is False
+    assert reply["session_id"] == editor_session
+    assert "my_long_variable" in reply["matches"]
+    assert (reply["cursor_start"], reply["cursor_end"]) == (4, 9)
+    assert isinstance(reply["metadata"], dict)
+    reply = await request(client, {"type": "complete", "session_id": editor_session, "code": "os.pa"})
+    assert "os.path" in reply["matches"] or "path" in reply["matches"]  # cursor_pos defaults to the end
+
+    reply = await request(client, {"type": "inspect", "session_id": editor_session, "code": "len",
+                                   "cursor_pos": 3})
+    assert reply["type"] == "inspect_reply" and reply["found"] is True
+    assert "Return the number of items" in reply["data"]["text/plain"]
+    assert set(reply) >= {"found", "data", "metadata", "busy", "session_id", "request_id"}
+    reply = await request(client, {"type": "inspect", "session_id": editor_session, "code": "no_such_name_x",
+                                   "cursor_pos": 5, "detail_level": 1})
+    assert reply["found"] is False and reply["data"] == {}
+
+    for code, status, indent in [("for i in range(3):", "incomplete", "    "), ("x = 1", "complete", ""),
+                                 ("x = )", "invalid", "")]:
+        reply = await request(client, {"type": "is_complete", "session_id": editor_session, "code": code})
+        assert reply["type"] == "is_complete_reply"
+        assert (reply["status"], reply["indent"]) == (status, indent), code
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_language_only_uses_the_connections_default_session(server):
+    client = await Client.connect(server.url())
+    _, r = await client.execute("default_only_var = 3")  # the connection's default python session
+    reply = await request(client, {"type": "complete", "language": "python", "code": "default_only_v"})
+    assert reply["session_id"] == r["session_id"]
+    assert reply["matches"] == ["default_only_var"]
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_editor_requests_do_not_wait_on_a_busy_kernel(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.send({"type": "execute", "code": "import time; time.sleep(6)", "execution_id": "busy-run",
+                       "session_id": editor_session})
+    await asyncio.sleep(0.5)
+    start = time.monotonic()
+    replies = []
+    for kind in ("complete", "inspect", "is_complete"):
+        await client.send({"type": kind, "session_id": editor_session, "code": "time.sl", "request_id": kind})
+    for kind in ("complete", "inspect", "is_complete"):
+        replies.append(await client.wait_for(reply_to(kind), 10))
+    elapsed = time.monotonic() - start
+    assert 1.5 < elapsed < 4.5  # the three waited together, about 2 s, not for the 6 s run
+    complete, inspect, is_complete = replies
+    assert complete == {"type": "complete_reply", "request_id": "complete", "session_id": editor_session,
+                        "matches": [], "cursor_start": 7, "cursor_end": 7, "metadata": {}, "busy": True,
+                        "timestamp": complete["timestamp"]}
+    assert inspect["busy"] is True and inspect["found"] is False
+    assert is_complete["busy"] is True and is_complete["status"] == "unknown"
+    # The kernel answers them late, after the run: those replies are dropped and change nothing.
+    result = await client.wait_for(of("busy-run", "execution_result"))
+    assert result["status"] == "completed"
+    reply = await request(client, {"type": "complete", "session_id": editor_session, "code": "time.sl"})
+    assert reply["busy"] is False and "sleep" in reply["matches"]
+    _, r = await client.execute("'still fine'", session_id=editor_session)
+    assert r["output"] == ["'still fine'"]
+    assert not [m for m in client.buffer if m["type"] in ("complete_reply", "error")]
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_editor_request_errors_echo_request_id(server, editor_session):
+    client = await Client.connect(server.url())
+    cases = [
+        ({"type": "complete", "session_id": editor_session, "code": "abc", "cursor_pos": 9}, "validation_error", "cursor_pos"),
+        ({"type": "complete", "code": "abc"}, "validation_error", "session_id"),
+        ({"type": "inspect", "session_id": editor_session, "code": 3}, "validation_error", "code"),
+        ({"type": "inspect", "session_id": editor_session, "code": "x", "detail_level": 2}, "validation_error", "detail_level"),
+        ({"type": "complete", "session_id": "no-such-session", "code": "x"}, "session_not_found", None),
+        ({"type": "complete", "language": "cobol", "code": "x"}, "unknown_language", None),
+    ]
+    for message, code, field in cases:
+        err = await request(client, message)
+        assert err["type"] == "error" and err["code"] == code, (message, err)
+        if field:
+            assert err["field"] == field
+    await client.send({"type": "complete", "session_id": editor_session, "code": "x", "request_id": {"a": 1}})
+    err = await client.wait_for(lambda m: m["type"] == "error")
+    assert err["field"] == "request_id"
+    client.close()
+
+
+# -- session operations -----------------------------------------------------------------
+@pytest.mark.gen_test(timeout=120)
+async def test_list_restart_shutdown_sessions(server):
+    client = await Client.connect(server.url())
+    session = sid()
+    await client.execute("import time; state = 'kept'", session_id=session)
+    reply = await request(client, {"type": "list_sessions"})
+    assert reply["type"] == "sessions"
+    mine = [s for s in reply["sessions"] if s["session_id"] == session]
+    assert mine and mine[0]["language"] == "python" and mine[0]["named"] is True
+
+    # A restart while code runs ends that execution at once, as failed with kernel_restarted.
+    await client.send({"type": "execute", "code": "time.sleep(30)", "execution_id": "during-restart",
+                       "session_id": session})
+    await asyncio.sleep(0.5)
+    start = time.monotonic()
+    reply = await request(client, {"type": "restart_session", "session_id": session})
+    assert reply["type"] == "restart_session_reply" and reply["session_id"] == session
+    assert reply["session"]["restarts"] == 1 and reply["session"]["state"] == "idle"
+    result = await client.wait_for(of("during-restart", "execution_result"), 10)
+    assert result["status"] == "failed" and result["kernel_restarted"] is True
+    assert result["error"]["ename"] == "SessionRestarted"
+    assert time.monotonic() - start < 20
+    _, r = await client.execute("'state' in dir()", session_id=session)
+    assert r["output"] == ["False"]
+
+    reply = await request(client, {"type": "shutdown_session", "session_id": session})
+    assert reply["type"] == "shutdown_session_reply"
+    assert reply["session_id"] == session and reply["shutdown"] is True
+    assert session not in server.sessions()
+    for kind in ("restart_session", "shutdown_session"):
+        err = await request(client, {"type": kind, "session_id": session})
+        assert err["code"] == "session_not_found" and err["session_id"] == session
+        err = await request(client, {"type": kind})
+        assert err["code"] == "validation_error" and err["field"] == "session_id"
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_idle_named_sessions_are_culled_but_never_while_running():
+    srv = ThreadedServer(session_idle_timeout=1).start()
+    try:
+        client = await Client.connect(srv.url())
+        busy = sid()
+        await client.send({"type": "execute", "code": "import time; time.sleep(3); 'survived'",
+                           "execution_id": "cull-busy", "session_id": busy})
+        result = await client.wait_for(of("cull-busy", "execution_result"), 60)
+        assert result["output"] == ["'survived'"]  # 3 s running with a 1 s idle limit
+        assert busy in srv.sessions()
+        for _ in range(60):
+            if busy not in srv.sessions():
+                break
+            await asyncio.sleep(0.1)
+        assert busy not in srv.sessions()  # idle for > 1 s after its run: culled
+        # The connection's default session is not named: never culled.
+        _, r = await client.execute("1")
+        await asyncio.sleep(2.5)
+        assert r["session_id"] in srv.sessions()
+        client.close()
+    finally:
+        srv.stop()
