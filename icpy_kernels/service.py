@@ -31,6 +31,8 @@ class Service:
         # Broadcast, attached clients, resume logs and history (no store: nothing persists).
         self.hub = hub or Hub()
         manager.session_listeners.append(self.hub.on_session_event)
+        # A session someone is attached to is in use, even with no execution for a while.
+        manager.keep_alive.append(lambda session: bool(self.hub.attached.get(session.id)))
 
     # -- executions ---------------------------------------------------------------
     def parse_execute(self, params: dict[str, Any]) -> ExecuteRequest:

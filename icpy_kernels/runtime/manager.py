@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Settings
@@ -35,6 +36,8 @@ class SessionManager:
         self.session_listeners: list[SessionListener] = []
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
+        # Predicates that spare an idle named session from culling (e.g. an attached client).
+        self.keep_alive: list[Callable[[Session], bool]] = []
 
     # -- sessions -----------------------------------------------------------------
     def default_session_id(self, connection_id: str, language: Language) -> str:
@@ -145,6 +148,7 @@ class SessionManager:
         idle = [
             s.id for s in self.sessions.values()
             if s.named and s.queued == 0 and s.current is None and now - s.last_activity > limit
+            and not any(keep(s) for keep in self.keep_alive)
         ]
         for session_id in idle:
             with contextlib.suppress(SessionNotFound):

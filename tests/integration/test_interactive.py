@@ -326,6 +326,11 @@ async def test_idle_named_sessions_are_culled_but_never_while_running():
     srv = ThreadedServer(session_idle_timeout=1).start()
     try:
         client = await Client.connect(srv.url())
+        watcher = await Client.connect(srv.url())
+        watched = sid()
+        await client.execute("1", session_id=watched)
+        attached = await request(watcher, {"type": "attach", "session_id": watched})
+        assert attached["type"] == "attached"
         busy = sid()
         await client.send({"type": "execute", "code": "import time; time.sleep(3); 'survived'",
                            "execution_id": "cull-busy", "session_id": busy})
@@ -337,6 +342,15 @@ async def test_idle_named_sessions_are_culled_but_never_while_running():
                 break
             await asyncio.sleep(0.1)
         assert busy not in srv.sessions()  # idle for > 1 s after its run: culled
+        # Idle for seconds, but a client is attached: kept until it detaches.
+        assert watched in srv.sessions()
+        await request(watcher, {"type": "detach", "session_id": watched})
+        for _ in range(60):
+            if watched not in srv.sessions():
+                break
+            await asyncio.sleep(0.1)
+        assert watched not in srv.sessions()
+        watcher.close()
         # The connection's default session is not named: never culled.
         _, r = await client.execute("1")
         await asyncio.sleep(2.5)
