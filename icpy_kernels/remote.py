@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -44,6 +45,8 @@ class RemoteBackend(Backend):
         self.conn = conn
         self.welcome = welcome
         self.languages = list(welcome.get("languages", []))
+        self._running: str | None = None
+        self._interrupting: str | None = None
 
     @classmethod
     async def connect(cls, url: str, token: str | None) -> RemoteBackend:
@@ -75,11 +78,17 @@ class RemoteBackend(Backend):
 
     async def execute(self, params: dict[str, Any], listener: Listener) -> dict[str, Any]:
         execution_id = params.get("execution_id") or str(uuid.uuid4())
+        self._running = execution_id
         await self.conn.write_message(json.dumps(
             {**params, "type": "execute_streaming", "execution_id": execution_id}))
         while True:
             event = await self._read(self.conn)
             kind, about = event.get("type"), event.get("execution_id")
+            if kind == "error" and self._interrupting == execution_id and event.get("code") in (
+                    "unknown_type", "execution_not_found"):
+                # The interrupt could not be delivered (an older server, or the execution had
+                # not started): stop; closing the socket ends the default session server-side.
+                raise asyncio.CancelledError
             # An error without an execution_id can only be about the request just sent.
             if kind == "error" and about in (None, execution_id):
                 raise RemoteError(event)
@@ -88,6 +97,14 @@ class RemoteBackend(Backend):
             listener(event)
             if kind == "execution_result":
                 return event
+
+    async def interrupt(self) -> bool:
+        """The ``interrupt`` message: the kernel stops the code and keeps its state."""
+        if self._running is None:
+            return False
+        self._interrupting = self._running
+        await self.conn.write_message(json.dumps({"type": "interrupt", "execution_id": self._running}))
+        return True
 
     async def close(self) -> None:
         # The connection's default session (and its kernel) ends with the socket, server-side.

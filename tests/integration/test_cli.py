@@ -127,6 +127,19 @@ def test_exec_with_url_keeps_a_named_session_between_commands(served):
     assert failed.returncode == 1 and failed.stderr.startswith("err\n")
 
 
+def test_ctrl_c_with_url_interrupts_and_the_named_session_lives_on(served):
+    proc = subprocess.Popen(
+        [*ICPY, "exec", "--session", "cli-ctrl-c", "y = 5\nprint('start', flush=True)\nimport time\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(ICPY_URL=served.url, ICPY_TOKEN=TOKEN), cwd=REPO)
+    assert proc.stdout.readline() == "start\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "KeyboardInterrupt" in err
+    again = served.remote("exec", "--session", "cli-ctrl-c", "y + 1")
+    assert (again.returncode, again.stdout) == (0, "6\n"), again.stderr
+
+
 def test_exec_with_url_json_and_timeout(served):
     proc = served.remote("exec", "--json", "--timeout", "1", "import time\ntime.sleep(30)")
     assert proc.returncode == 124, proc.stderr
