@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import IcpyError, InvalidJSON, PayloadTooLarge
 from ..protocol import events
 from ..protocol.messages import ExecuteRequest
+from ..protocol.sharing import parse_history
 from ..runtime.execution import Execution
 from ..service import Service
 from .auth import authenticate
@@ -220,8 +221,18 @@ class ExecuteHandler(ApiHandler):
 
 
 class ExecutionHandler(ApiHandler):
-    def get(self, execution_id: str) -> None:
-        self.finish(self.service.get_execution(execution_id))
+    async def get(self, execution_id: str) -> None:
+        # From memory, else from the history (so it survives a server restart).
+        self.finish(await self.service.get_result(execution_id))
+
+
+class ExecutionsHandler(ApiHandler):
+    """``GET /api/executions?session_id=&language=&limit=&before=``: the history, newest first."""
+
+    async def get(self) -> None:
+        names = ("session_id", "language", "limit", "before")
+        args = {n: self.get_query_argument(n) for n in names if self.get_query_argument(n, None) is not None}
+        self.finish(await self.service.history(parse_history(args)))
 
 
 # -- sessions ----------------------------------------------------------------------------
@@ -262,6 +273,7 @@ def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], di
         (r"/api/openapi\.json", OpenAPIHandler),
         (r"/api/languages", LanguagesHandler),
         (r"/api/execute", ExecuteHandler),
+        (r"/api/executions", ExecutionsHandler),
         (r"/api/executions/" + ID.format("execution_id"), ExecutionHandler),
         (r"/api/sessions", SessionsHandler),
         (r"/api/sessions/" + ID.format("session_id"), SessionHandler),

@@ -43,7 +43,7 @@ class Sharing:
         self.overflowed = False
 
     def handlers(self) -> dict[str, Handler]:
-        return {
+        table = {
             "subscribe": self.on_subscribe,
             "unsubscribe": self.on_unsubscribe,
             "attach": self.on_attach,
@@ -52,6 +52,21 @@ class Sharing:
             "history": self.on_history,
             "resume": self.on_resume,
         }
+        return {kind: self._guarded(handler) for kind, handler in table.items()}
+
+    def _guarded(self, handler: Handler) -> Handler:
+        """Errors (validation ones included) echo the request's ``request_id``."""
+
+        async def run(message: dict[str, Any]) -> None:
+            try:
+                await handler(message)
+            except IcpyError as exc:
+                rid = message.get("request_id")
+                echo = {"request_id": rid} if isinstance(rid, (str, int, float)) and rid is not True \
+                    and rid is not False else {}
+                self.connection.send({**events.error(exc), **echo})
+
+        return run
 
     def _reply(self, kind: str, message: dict[str, Any], body: dict[str, Any]) -> None:
         self.connection.send({"type": kind, **_request_id(message), **body, "timestamp": events.now()})
