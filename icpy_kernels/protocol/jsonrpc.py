@@ -36,6 +36,7 @@ ERROR_CODES: dict[type[IcpyError], int] = {
     errors.KernelStartError: -32006,
     errors.AuthError: -32007,
     errors.ForbiddenError: -32008,
+    errors.NotWaitingForInput: -32010,
 }
 
 Id = str | int | float | None

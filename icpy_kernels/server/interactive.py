@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IcpyError, ValidationError
 from ..protocol import events
-from ..protocol.editor import parse_input_reply, request_id
+from ..protocol.editor import EDITOR_KINDS, parse_input_reply, request_id
 from ..protocol.messages import optional_id
+from . import rpc
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -124,3 +125,21 @@ class Interactive:
 def install(connection: Connection) -> None:
     """Add the interactive handlers to a connection's dispatch table."""
     connection.handlers.update(Interactive(connection).handlers())
+
+
+# -- the same operations as JSON-RPC methods (execute.interrupt and session.* live in rpc.py) --
+def _editor_method(kind: str) -> rpc.RpcMethod:
+    async def call_editor(call: rpc.Call, params: dict[str, Any]) -> dict[str, Any]:
+        return await call.service.editor(kind, params, call.connection_id)
+
+    return call_editor
+
+
+for _kind in EDITOR_KINDS:
+    rpc.METHODS[f"editor.{_kind}"] = _editor_method(_kind)
+
+
+@rpc.method("execute.input")
+async def execute_input(call: rpc.Call, params: dict[str, Any]) -> dict[str, Any]:
+    execution_id, value = parse_input_reply(params)
+    return call.service.send_input(execution_id, value)

@@ -190,7 +190,44 @@ def _paths() -> dict[str, Any]:
             401, 403, 404, params=["session_id"])},
         "/api/sessions/{session_id}/restart": {"post": _op(
             "Restart the kernel (state is lost)", session, 401, 403, 404, params=["session_id"])},
+        **_interactive_paths(),
     }
+
+
+def _interactive_paths() -> dict[str, Any]:
+    """server/rest_interactive.py: editor requests, one execution's interrupt and stdin."""
+    code = {"code": {"type": "string"}}
+    cursor = {"cursor_pos": {"type": "integer", "minimum": 0, "description": "default: len(code)"}}
+    busy = {"busy": {"type": "boolean", "description": "the kernel was running code: empty answer"}}
+    kinds = {
+        "complete": ("Completions at the cursor", {**code, **cursor}, {
+            "matches": {"type": "array", "items": {"type": "string"}}, "cursor_start": {"type": "integer"},
+            "cursor_end": {"type": "integer"}, "metadata": {"type": "object"}}),
+        "inspect": ("Documentation of the name at the cursor", {
+            **code, **cursor, "detail_level": {"enum": [0, 1]}}, {
+            "found": {"type": "boolean"}, "data": {"type": "object"}, "metadata": {"type": "object"}}),
+        "is_complete": ("Whether the code is a complete statement", code, {
+            "status": {"enum": ["complete", "incomplete", "invalid", "unknown"]},
+            "indent": {"type": "string"}}),
+    }
+    paths: dict[str, Any] = {
+        f"/api/sessions/{{session_id}}/{kind}": {"post": _op(
+            summary, _json({"type": "object", "properties": {
+                "session_id": {"type": "string"}, **reply, **busy}}, "The kernel's answer"),
+            400, 401, 403, 404, 413, params=["session_id"],
+            body={"type": "object", "required": ["code"], "properties": body})}
+        for kind, (summary, body, reply) in kinds.items()
+    }
+    paths["/api/executions/{execution_id}/interrupt"] = {"post": _op(
+        "Interrupt this execution (a queued one never runs; state is kept)",
+        _json(_ref("Interrupt"), "Interrupted or not"), 401, 403, 404, params=["execution_id"])}
+    paths["/api/executions/{execution_id}/input"] = {"post": _op(
+        "Answer this execution's input_request (config.allow_stdin)", _json({"type": "object", "properties": {
+            "execution_id": {"type": "string"}, "session_id": {"type": "string"},
+            "accepted": {"type": "boolean"}}}, "Delivered"),
+        400, 401, 403, 404, 409, 413, params=["execution_id"],
+        body={"type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}})}
+    return paths
 
 
 def document() -> dict[str, Any]:

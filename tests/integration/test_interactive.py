@@ -4,13 +4,15 @@ is_complete, session operations and idle culling (issue: Shared sessions)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from .harness import Client, ThreadedServer
+from .harness import TOKEN, Client, ThreadedServer
 
 
 def sid() -> str:
@@ -358,3 +360,79 @@ async def test_idle_named_sessions_are_culled_but_never_while_running():
         client.close()
     finally:
         srv.stop()
+
+
+# -- the same operations over JSON-RPC and REST ----------------------------------------
+async def rpc(client: Client, method: str, params: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    ident = "rpc-" + uuid.uuid4().hex[:8]
+    await client.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+    return await client.wait_for(lambda m: "method" not in m and m.get("id") == ident, timeout)
+
+
+async def http(srv: ThreadedServer, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request = HTTPRequest(f"http://127.0.0.1:{srv.port}{path}", method="POST", body=json.dumps(body or {}),
+                          headers={"Authorization": f"Bearer {TOKEN}"}, request_timeout=60)
+    response = await AsyncHTTPClient().fetch(request, raise_error=False)
+    return response.code, json.loads(response.body)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_json_rpc_editor_methods_and_stdin(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("rpc_value = 1", session_id=editor_session)
+    r = await rpc(client, "editor.complete", {"session_id": editor_session, "code": "rpc_va"})
+    assert r["result"]["matches"] == ["rpc_value"] and r["result"]["busy"] is False
+    r = await rpc(client, "editor.is_complete", {"session_id": editor_session, "code": "def f():"})
+    assert r["result"]["status"] == "incomplete"
+    r = await rpc(client, "editor.inspect", {"session_id": editor_session, "code": "rpc_value"})
+    assert r["result"]["found"] is True and "int" in r["result"]["data"]["text/plain"]
+
+    await client.send({"jsonrpc": "2.0", "id": "rpc-stdin", "method": "execute.code_streaming", "params": {
+        "code": "print(input('rpc? ') * 2)", "session_id": editor_session, "execution_id": "rpc-stdin-1",
+        "config": {"allow_stdin": True}}})
+    note = await client.wait_for(lambda m: m.get("method") == "execute.update"
+                                 and m["params"]["update"]["kind"] == "input_request")
+    assert note["params"]["update"] == {"kind": "input_request", "prompt": "rpc? ", "password": False}
+    r = await rpc(client, "execute.input", {"execution_id": "rpc-stdin-1", "value": "ab"})
+    assert r["result"] == {"execution_id": "rpc-stdin-1", "session_id": editor_session, "accepted": True}
+    done = await client.wait_for(lambda m: m.get("id") == "rpc-stdin")
+    assert done["result"]["output"] == ["abab"]
+    r = await rpc(client, "execute.input", {"execution_id": "rpc-stdin-1", "value": "ab"})
+    assert r["error"]["code"] == -32010 and r["error"]["data"]["code"] == "not_waiting_for_input"
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_rest_editor_interrupt_and_input(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.execute("rest_value = 2", session_id=editor_session)
+    base = f"/api/sessions/{editor_session}"
+    code, body = await http(server, base + "/complete", {"code": "rest_va"})
+    assert code == 200 and body["matches"] == ["rest_value"] and body["session_id"] == editor_session
+    code, body = await http(server, base + "/inspect", {"code": "rest_value", "detail_level": 1})
+    assert code == 200 and body["found"] is True
+    code, body = await http(server, base + "/is_complete", {"code": "if x:"})
+    assert code == 200 and (body["status"], body["indent"]) == ("incomplete", "    ")
+    code, body = await http(server, base + "/complete", {"code": "x", "cursor_pos": 5})
+    assert code == 400 and body["error"]["field"] == "cursor_pos"
+    code, body = await http(server, "/api/sessions/no-such-session/complete", {"code": "x"})
+    assert code == 404 and body["error"]["code"] == "session_not_found"
+
+    await client.send({"type": "execute_streaming", "code": "v = input('rest? ')\nimport time; time.sleep(30)",
+                       "execution_id": "rest-stdin-1", "session_id": editor_session,
+                       "config": {"allow_stdin": True}})
+    await client.wait_for(update_of("rest-stdin-1", "input_request"))
+    code, body = await http(server, "/api/executions/rest-stdin-1/input", {"value": "typed"})
+    assert code == 200 and body["accepted"] is True
+    code, body = await http(server, "/api/executions/rest-stdin-1/input", {"value": "again"})
+    assert code == 409 and body["error"]["code"] == "not_waiting_for_input"
+    code, body = await http(server, "/api/executions/rest-stdin-1/interrupt")
+    assert code == 200 and body == {"session_id": editor_session, "execution_id": "rest-stdin-1",
+                                    "interrupted": True}
+    result = await client.wait_for(of("rest-stdin-1", "execution_result"), 20)
+    assert result["status"] == "interrupted"
+    _, r = await client.execute("v", session_id=editor_session)
+    assert r["output"] == ["'typed'"]
+    code, body = await http(server, "/api/executions/no-such-execution/interrupt")
+    assert code == 404 and body["error"]["code"] == "execution_not_found"
+    client.close()
