@@ -149,9 +149,10 @@ class Bridge:
 class BareKernel:
     """An ipykernel (or any spec) driven directly by jupyter_client: the baseline."""
 
-    def __init__(self, kernel_name: str = "python3", transport: str = "tcp") -> None:
-        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=kernel_spec_manager(),
-                                     transport=transport)
+    def __init__(self, kernel_name: str = "python3", transport: str = "tcp", extra_dirs: tuple[str, ...] = ()) -> None:
+        ksm = kernel_spec_manager()
+        ksm.kernel_dirs = [*extra_dirs, *ksm.kernel_dirs]
+        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm, transport=transport)
         self.kc: Any = None
 
     async def start(self) -> BareKernel:

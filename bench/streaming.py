@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import pstats
 import statistics
 import time
@@ -32,6 +33,7 @@ class Case:
     code: str
     expected: str
     raised: bool = False  # run on the server started with --max-output-size RAISED_LIMIT
+    language: str = "python"  # bridge only: the bare client always runs python3
 
 
 def lines(n: int) -> str:
@@ -45,6 +47,9 @@ CASES = {
                       lines(2_000_000), raised=True),
     "burst": Case("10 MB burst, 200 x 50 kB lines", "for i in range(200): print('x'*50000)",
                   ("x" * 50000 + "\n") * 200),
+    # Bridge only (the bare client runs python3): the server's path when a kernel is fast.
+    "bash-2M": Case("bash seq 1 2000000 (cap raised)", "seq 1 2000000",
+                    "".join(f"{i}\n" for i in range(1, 2_000_001)), raised=True, language="bash"),
 }
 
 
@@ -83,7 +88,8 @@ async def run_bare(bare: BareKernel, case: Case) -> dict[str, Any]:
             "status": reply["status"], "result_frame": 0}
 
 
-async def run_bridge(bridge: Bridge, case: Case, session: str, limit: int) -> dict[str, Any]:
+async def run_bridge(bridge: Bridge, case: Case, session: str, limit: int,
+                     language: str = "python") -> dict[str, Any]:
     chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
     seqs: list[int] = []
     t_last = 0.0
@@ -99,7 +105,7 @@ async def run_bridge(bridge: Bridge, case: Case, session: str, limit: int) -> di
 
     t0 = time.perf_counter()
     result = await bridge.execute(case.code, streaming=True, on_event=on_event, session_id=session,
-                                  config={"timeout": 600})
+                                  language=language, config={"timeout": 600})
     wall = time.perf_counter() - t0
     stdout = "".join(chunks["stdout"])
     verdict = check(case, stdout, result["truncated"], limit, "".join(chunks["stderr"]))
@@ -126,7 +132,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         raised_bridge = None
         if any(c.raised for c in cases):
             raised_url = await stack.enter_async_context(
-                server_process("--max-output-size", str(RAISED_LIMIT)))
+                server_process("--max-output-size", str(RAISED_LIMIT),
+                               profile=profile and profile.replace(".prof", "-raised.prof")))
             raised_bridge = await Bridge.connect(raised_url)
             stack.callback(raised_bridge.close)
             await raised_bridge.execute("1+1", session_id="stream")
@@ -138,9 +145,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 order = ("bare", "bridge") if i % 2 == 0 else ("bridge", "bare")
                 for who in order:
                     if who == "bare":
+                        if case.language != "python":
+                            continue
                         run = await run_bare(bare, case)
                     elif case.raised:
-                        run = await run_bridge(raised_bridge, case, "stream", RAISED_LIMIT)
+                        run = await run_bridge(raised_bridge, case, f"stream-{case.language}", RAISED_LIMIT,
+                                               case.language)
                     else:
                         run = await run_bridge(bridge, case, "stream", DEFAULT_LIMIT)
                     runs[case.name].append(run)
@@ -151,9 +161,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for case in cases:
         expected = len(case.expected.encode())
-        base = statistics.median(r["wall"] for r in runs[case.name] if r["who"] == "bare")
+        bares = [r["wall"] for r in runs[case.name] if r["who"] == "bare"]
+        base = statistics.median(bares) if bares else float("nan")
         for who in ("bare", "bridge"):
             mine = [r for r in runs[case.name] if r["who"] == who]
+            if not mine:
+                continue
             wall = statistics.median(r["wall"] for r in mine)
             last = mine[-1]
             checks = sorted({r["check"] for r in mine})
@@ -175,8 +188,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def show_profile(path: str) -> None:
     stats = pstats.Stats(path)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats("icpy_kernels|tornado/websocket|json", 25)
 
 
 if __name__ == "__main__":
@@ -187,8 +200,11 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="run the server under cProfile and print it")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
+    started = time.time()
     data = asyncio.run(main(args))
     if args.profile:
-        show_profile(data["profile"])
+        for path in (data["profile"], data["profile"].replace(".prof", "-raised.prof")):
+            if os.path.exists(path) and os.path.getmtime(path) >= started:
+                show_profile(path)
     if not args.no_save:
         print(f"saved {save('streaming', data)}")
