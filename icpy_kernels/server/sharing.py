@@ -9,6 +9,7 @@ from ..errors import IcpyError, SlowConsumer, ValidationError
 from ..events.bus import Subscription
 from ..protocol import events
 from ..protocol.sharing import parse_history, parse_resume, parse_topics, require_id
+from .rpc import Call, method
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -166,3 +167,29 @@ def install(connection: Connection) -> Sharing:
     sharing = Sharing(connection)
     connection.handlers.update(sharing.handlers())
     return sharing
+
+
+# -- the same over JSON-RPC (registered in the method table every Dispatcher copies) ----------
+@method("history.list")
+async def rpc_history_list(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """``{entries, next_before}``, newest first; params as the ``history`` message."""
+    return await call.service.history(parse_history(params))
+
+
+@method("history.get")
+async def rpc_history_get(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``execution_result`` (memory, then the store), or a ``running`` snapshot."""
+    return await call.service.get_result(require_id(params, "execution_id"))
+
+
+@method("execute.resume")
+async def rpc_execute_resume(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Notifies ``execute.update`` for every update after ``after_seq`` (then live ones);
+    the response is the result."""
+    execution_id, after_seq = parse_resume(params)
+
+    def listener(event: dict[str, Any]) -> None:
+        if event["type"] == "execution_update":
+            call.notify("execute.update", {k: event[k] for k in ("execution_id", "seq", "update")})
+
+    return await call.service.resume(execution_id, after_seq, listener)

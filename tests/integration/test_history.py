@@ -151,3 +151,30 @@ async def test_history_survives_a_restart_and_so_does_idempotency(tmp_path):
         client.close()
     finally:
         second.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_history_and_resume_over_jsonrpc(server):
+    client = await Client.connect(server.url())
+    session = sid()
+    events, result = await client.execute("print('a')\nprint('b', flush=True)\n1", streaming=True,
+                                          session_id=session)
+    eid = result["execution_id"]
+
+    async def call(method, **params):
+        rid = uuid.uuid4().hex
+        await client.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        return await client.wait_for(lambda m: m.get("id") == rid)
+
+    listed = await call("history.list", session_id=session)
+    assert [e["execution_id"] for e in listed["result"]["entries"]] == [eid]
+    got = await call("history.get", execution_id=eid)
+    assert got["result"] == result
+    missing = await call("history.get", execution_id="nope")
+    assert missing["error"]["data"]["code"] == "execution_not_found"
+    resumed = await call("execute.resume", execution_id=eid, after_seq=1)
+    assert resumed["result"] == result
+    notes = [m for m in client.buffer if m.get("method") == "execute.update"]
+    live = [m for m in events if m["type"] == "execution_update" and m["seq"] > 1]
+    assert [n["params"] for n in notes] == [{k: m[k] for k in ("execution_id", "seq", "update")} for m in live]
+    client.close()
