@@ -436,3 +436,64 @@ async def test_rest_editor_interrupt_and_input(server, editor_session):
     code, body = await http(server, "/api/executions/no-such-execution/interrupt")
     assert code == 404 and body["error"]["code"] == "execution_not_found"
     client.close()
+
+
+# -- our own kernels: bash (`read`) and JavaScript (`await input()`) ---------------------
+LANGUAGE_CASES = {
+    "bash": {"read": 'read -p "Name? " x; echo "hi $x"', "no_stdin": 'read y; echo "status $?"',
+             "no_stdin_status": "completed", "no_stdin_output": ["status 1"],  # read sees EOF
+             "complete": ("ech", "echo"), "incomplete": "for i in 1 2; do", "complete_code": "echo ok"},
+    "javascript": {"read": 'const x = await input("Name? "); console.log("hi " + x)', "no_stdin": 'await input("q")',
+                   "no_stdin_status": "failed", "no_stdin_output": [],
+                   "complete": ("Math.fl", "Math.floor"), "incomplete": "function f() {", "complete_code": "1 + 1"},
+}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGE_CASES))
+@pytest.mark.gen_test(timeout=120)
+async def test_stdin_complete_interrupt_in_own_kernels(server, language):
+    if language not in server.manager.languages.available():
+        pytest.skip(f"{language} kernel not installed")
+    case = LANGUAGE_CASES[language]
+    session = sid()
+    client = await Client.connect(server.url())
+    eid = f"{session}-read"
+    await client.send({"type": "execute_streaming", "code": case["read"], "execution_id": eid,
+                       "session_id": session, "language": language, "config": {"allow_stdin": True}})
+    note = await client.wait_for(update_of(eid, "input_request"), 60)
+    assert note["update"] == {"kind": "input_request", "prompt": "Name? ", "password": False}
+    ack = await request(client, {"type": "input_reply", "execution_id": eid, "value": "Ada"})
+    assert ack["type"] == "input_accepted"
+    result = await client.wait_for(of(eid, "execution_result"))
+    assert (result["status"], result["output"]) == ("completed", ["hi Ada"])
+
+    # Without allow_stdin: no input_request, no hang.
+    start = time.monotonic()
+    events, r = await client.execute(case["no_stdin"], session_id=session, language=language,
+                                      streaming=True, config={"timeout": 20})
+    assert time.monotonic() - start < 10
+    assert (r["status"], r["output"]) == (case["no_stdin_status"], case["no_stdin_output"])
+    assert not [e for e in events if e["type"] == "execution_update" and e["update"]["kind"] == "input_request"]
+
+    prefix, match = case["complete"]
+    reply = await request(client, {"type": "complete", "session_id": session, "code": prefix})
+    assert match in reply["matches"] and reply["busy"] is False
+    assert (reply["cursor_start"], reply["cursor_end"]) == (0, len(prefix))
+    reply = await request(client, {"type": "is_complete", "session_id": session, "code": case["incomplete"]})
+    assert reply["status"] == "incomplete"
+    reply = await request(client, {"type": "is_complete", "session_id": session, "code": case["complete_code"]})
+    assert reply["status"] == "complete"
+
+    # Interrupted while waiting for input: the execution ends, the session serves the next one.
+    eid = f"{session}-int"
+    await client.send({"type": "execute_streaming", "code": case["read"], "execution_id": eid,
+                       "session_id": session, "language": language, "config": {"allow_stdin": True}})
+    await client.wait_for(update_of(eid, "input_request"), 30)
+    reply = await request(client, {"type": "interrupt", "execution_id": eid})
+    assert reply["interrupted"] is True
+    result = await client.wait_for(of(eid, "execution_result"), 20)
+    assert result["status"] == "interrupted" and result["kernel_restarted"] is False
+    _, r = await client.execute(case["complete_code"], session_id=session, language=language)
+    assert r["status"] == "completed"
+    server.call(server.manager.shutdown_session(session))
+    client.close()
