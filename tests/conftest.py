@@ -36,10 +36,13 @@ def _setup_environment() -> None:
 _setup_environment()
 
 
-def kernel_processes() -> list[tuple[int, str]]:
-    """Live processes whose command line names the suite's runtime dir (i.e. our kernels)."""
-    found = []
-    marker = str(_RUNTIME_DIR).encode()
+# Command-line fragments of every kind of kernel process the suite can start, wherever its
+# connection file lives (a bare KernelManager writes it to /tmp, not the runtime dir).
+KERNEL_MARKERS = (b"ipykernel_launcher", b"icpy_kernels.kernels.", b"icpy_kernels/kernels/node/driver.js")
+
+
+def _processes() -> dict[int, bytes]:
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -49,22 +52,35 @@ def kernel_processes() -> list[tuple[int, str]]:
         except OSError:
             continue
         # Zombies are already dead; their parent just has not reaped them yet.
-        if marker in cmdline and ") Z " not in stat:
-            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+        if ") Z " not in stat:
+            found[int(entry.name)] = cmdline
     return found
+
+
+def kernel_processes(exclude: set[int] = frozenset()) -> list[tuple[int, str]]:
+    """Live kernel processes: those naming the suite's runtime dir, and any other kernel-like
+    process not in ``exclude`` (what was already running when the suite started)."""
+    marker = str(_RUNTIME_DIR).encode()
+    return [
+        (pid, cmd.replace(b"\0", b" ").decode(errors="replace"))
+        for pid, cmd in _processes().items()
+        if marker in cmd or (pid not in exclude and any(m in cmd for m in KERNEL_MARKERS))
+    ]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftover_kernels():
     """Fail the run if any kernel process started by the suite is still alive at the end."""
+    before = {pid for pid, _ in kernel_processes()}
     yield
     deadline = time.monotonic() + 10
-    while kernel_processes() and time.monotonic() < deadline:
+    while kernel_processes(before) and time.monotonic() < deadline:
         time.sleep(0.2)
-    leftovers = kernel_processes()
-    for pid, _ in leftovers:
-        try:
-            os.kill(pid, 9)
-        except OSError:
-            pass
+    leftovers = kernel_processes(before)
+    for pid, cmd in leftovers:
+        if str(_RUNTIME_DIR) in cmd:  # surely ours: don't leave it running either
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
     assert not leftovers, f"kernel processes outlived the tests: {leftovers}"

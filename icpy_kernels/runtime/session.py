@@ -9,7 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import NotWaitingForInput, SessionNotFound, ValidationError
+from ..errors import (
+    IcpyError,
+    KernelStartError,
+    NotWaitingForInput,
+    SessionNotFound,
+    ValidationError,
+)
 from ..protocol import events
 from ..protocol.iopub import parent_id
 from ..provisioning.workspace import resolve_inside
@@ -89,9 +95,15 @@ class Session:
                 try:
                     await self.handle.start()
                     await self._connect()
-                except BaseException:
-                    self.state = "dead"
+                except BaseException as exc:
+                    # Leave nothing running, and let the next execution try a fresh start.
+                    self.state = "new"
+                    await self._disconnect()
                     await self.handle.shutdown()
+                    if isinstance(exc, Exception) and not isinstance(exc, IcpyError):
+                        raise KernelStartError(
+                            f"Kernel {self.language.kernel_name!r} failed to start: {exc}"
+                        ) from exc
                     raise
                 self.state = "idle"
                 self._notify("session_started")
@@ -231,8 +243,9 @@ class Session:
         """A shell request an editor makes on each keystroke (complete, inspect, is_complete).
 
         The kernel answers these on its shell channel, after the running execution: while one
-        runs, wait at most ``busy_wait`` and return None (busy). A reply arriving later finds
-        no waiter and is dropped by ``_on_shell``.
+        runs, wait at most ``busy_wait`` and return None (busy); an idle kernel silent for
+        ``SILENT_TIMEOUT`` is reported busy too. A reply arriving later finds no waiter and is
+        dropped by ``_on_shell``.
         """
         await self.ensure_started()
         msg_id = send()
@@ -245,10 +258,8 @@ class Session:
                 try:
                     return (await asyncio.wait_for(asyncio.shield(future), max(wait, 0)))["content"]
                 except TimeoutError:
-                    if self.current is not None:
+                    if self.current is not None or time.monotonic() >= deadline:
                         return None
-                    if time.monotonic() >= deadline:
-                        raise
         finally:
             self._waiters.pop(msg_id, None)
 
