@@ -74,10 +74,6 @@ class Service:
                 self.hub.never_ran(request.execution_id)
             raise
 
-    def get_execution(self, execution_id: str) -> dict[str, Any]:
-        """The result of a finished execution, or a ``running`` snapshot with the output so far."""
-        return self.manager.get_execution(execution_id).snapshot()
-
     async def interrupt(self, *, execution_id: str | None = None, session_id: str | None = None) -> dict[str, Any]:
         if execution_id is not None:
             execution = self.manager.get_execution(execution_id)
