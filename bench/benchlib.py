@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -36,7 +38,9 @@ TOKEN = "bench-token-0123456789"
 CLIENT_MAX_FRAME = 1 << 30
 
 # Kernels of this run keep their connection files out of the user's runtime dir.
-os.environ.setdefault("JUPYTER_RUNTIME_DIR", tempfile.mkdtemp(prefix="icpy-bench-runtime-"))
+if "JUPYTER_RUNTIME_DIR" not in os.environ:
+    os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="icpy-bench-runtime-")
+    atexit.register(shutil.rmtree, os.environ["JUPYTER_RUNTIME_DIR"], ignore_errors=True)
 
 
 # -- the server, as a separate process (the honest setup: its CPU is not ours) ------------
