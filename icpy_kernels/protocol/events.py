@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import IcpyError
+
+_last_encoded: tuple[dict[str, Any] | None, str] = (None, "")
+
+
+def encode(event: dict[str, Any]) -> str:
+    """JSON text of an event. One event usually goes to several listeners in a row (its
+    client, attached clients, the NDJSON stream); a result can be tens of MB, so the last
+    encoding is reused rather than redone per listener. Events are not mutated once sent."""
+    global _last_encoded
+    if _last_encoded[0] is event:
+        return _last_encoded[1]
+    text = json.dumps(event)
+    _last_encoded = (event, text)
+    return text
 
 
 def now() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,12 +24,12 @@ def _size(update: Update) -> int:
     return 0
 
 
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
-
-
 def _lines(text: str) -> list[str]:
-    """Split on newlines only: str.splitlines would also split on U+2028, \x1c... inside a line."""
-    lines = _LINE_BREAK.split(text)
+    """Split on \\n, \\r\\n and \\r only: str.splitlines would also split on U+2028, \\x1c...
+    inside a line. (str.split is ~2x faster than a regex on millions of lines.)"""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 

@@ -201,7 +201,7 @@ class ExecuteHandler(ApiHandler):
         if not self._headers_written:
             self.set_header("Content-Type", NDJSON)
         try:
-            self.write(json.dumps(event) + "\n")
+            self.write(events.encode(event) + "\n")
             await self.flush()
         except iostream.StreamClosedError:
             return False

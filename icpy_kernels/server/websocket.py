@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from typing import Any
@@ -13,6 +12,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..config import Settings
 from ..errors import AuthError, CapacityError
+from ..protocol import events
 from ..service import Service
 from .auth import authenticate, origin_allowed
 from .connection import Connection
@@ -64,7 +64,7 @@ class ExecutionSocket(WebSocketHandler):
         """Enqueue; never blocks the caller (the kernel's IOPub reader among them)."""
         if self._writer is None or self._writer.done():
             return
-        self._outbox.append((json.dumps(event), False))
+        self._outbox.append((events.encode(event), False))
         self._wakeup.set()
 
     def send_bounded(self, event: dict[str, Any]) -> bool:
@@ -75,7 +75,7 @@ class ExecutionSocket(WebSocketHandler):
         if self._bounded >= self.config.send_queue_size:
             return False
         self._bounded += 1
-        self._outbox.append((json.dumps(event), True))
+        self._outbox.append((events.encode(event), True))
         self._wakeup.set()
         return True
 
