@@ -259,6 +259,7 @@ class Session:
                     return (await asyncio.wait_for(asyncio.shield(future), max(wait, 0)))["content"]
                 except TimeoutError:
                     if self.current is not None or time.monotonic() >= deadline:
+                        log.debug("session %s: editor request %s answered busy", self.id, msg_id)
                         return None
         finally:
             self._waiters.pop(msg_id, None)

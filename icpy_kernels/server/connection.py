@@ -80,7 +80,10 @@ class Connection:
 
     def start_execution(self, request: ExecuteRequest, *, streaming: bool) -> None:
         def listener(event: dict[str, Any]) -> None:
-            if streaming or event["type"] == "execution_result":
+            # An input_request reaches a non-streaming client too: it must answer or wait out
+            # the timeout.
+            if streaming or event["type"] == "execution_result" or (
+                    event["type"] == "execution_update" and event["update"]["kind"] == "input_request"):
                 self.send(event)
 
         self.spawn(self._execute(request, listener))

@@ -138,6 +138,21 @@ async def test_input_and_getpass_round_trip(server, editor_session):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_plain_execute_gets_the_input_request_and_only_it(server, editor_session):
+    client = await Client.connect(server.url())
+    await client.send({"type": "execute", "code": "print('before')\nx = input('> ')\nx * 2",
+                       "execution_id": "stdin-plain", "session_id": editor_session,
+                       "config": {"allow_stdin": True}})
+    first = await client.next()
+    assert first["type"] == "execution_update" and first["update"]["kind"] == "input_request"
+    await client.send({"type": "input_reply", "execution_id": "stdin-plain", "value": "ab"})
+    result = await client.wait_for(of("stdin-plain", "execution_result"))
+    assert result["output"] == ["before", "'abab'"]
+    assert not [m for m in client.buffer if m["type"] == "execution_update"]  # no stream updates
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_input_without_allow_stdin_fails_at_once(server, editor_session):
     client = await Client.connect(server.url())
     start = time.monotonic()
@@ -256,7 +271,7 @@ async def test_editor_requests_do_not_wait_on_a_busy_kernel(server, editor_sessi
     result = await client.wait_for(of("busy-run", "execution_result"))
     assert result["status"] == "completed"
     reply = await request(client, {"type": "complete", "session_id": editor_session, "code": "time.sl"})
-    assert reply["busy"] is False and "sleep" in reply["matches"]
+    assert reply["busy"] is False and "sleep" in reply["matches"], reply
     _, r = await client.execute("'still fine'", session_id=editor_session)
     assert r["output"] == ["'still fine'"]
     assert not [m for m in client.buffer if m["type"] in ("complete_reply", "error")]
@@ -381,7 +396,7 @@ async def test_json_rpc_editor_methods_and_stdin(server, editor_session):
     client = await Client.connect(server.url())
     await client.execute("rpc_value = 1", session_id=editor_session)
     r = await rpc(client, "editor.complete", {"session_id": editor_session, "code": "rpc_va"})
-    assert r["result"]["matches"] == ["rpc_value"] and r["result"]["busy"] is False
+    assert r["result"]["matches"] == ["rpc_value"] and r["result"]["busy"] is False, r
     r = await rpc(client, "editor.is_complete", {"session_id": editor_session, "code": "def f():"})
     assert r["result"]["status"] == "incomplete"
     r = await rpc(client, "editor.inspect", {"session_id": editor_session, "code": "rpc_value"})
