@@ -126,7 +126,10 @@ async def test_input_and_getpass_round_trip(server, editor_session):
     second = await client.wait_for(update_of("stdin-1", "input_request"))
     assert second["update"] == {"kind": "input_request", "prompt": "Password: ", "password": True}
     assert second["seq"] > first["seq"]
-    await client.send({"type": "input_reply", "execution_id": "stdin-1", "value": "s3cret"})
+    other = await Client.connect(server.url())  # any connection may answer (a collaborator)
+    ack = await request(other, {"type": "input_reply", "execution_id": "stdin-1", "value": "s3cret"})
+    assert ack["type"] == "input_accepted"
+    other.close()
     result = await client.wait_for(of("stdin-1", "execution_result"))
     assert result["status"] == "completed"
     assert result["output"] == ["hi Ada 6"]
