@@ -47,7 +47,7 @@ class Settings:
         "extra language mapping NAME=KERNELSPEC (repeatable), e.g. ruby=ruby3"
     )
     # -- sandbox (docs/security.md) --
-    sandbox: str = _opt("off", "auto: strongest sandbox tier here; require: refuse kernels without "
+    sandbox: str = _opt("auto", "auto: strongest sandbox tier here; require: refuse kernels without "
                                 "filesystem+network isolation (tier A/B); off: plain local kernels")
     workspace_root: str = _opt("", "where session workspaces are made (default: a fresh temp dir)")
     keep_workspaces: bool = _opt(False, "keep a session's workspace after it shuts down")

@@ -226,17 +226,21 @@ async def test_one_session_runs_in_order_and_sessions_run_concurrently(server, s
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_working_directory_and_environment_are_literal_and_per_execution(server, shared_session, tmp_path):
+async def test_working_directory_and_environment_are_literal_and_per_execution(server, shared_session):
     client = await Client.connect(server.url())
+    # A directory inside the session's workspace (a sandboxed session may use no other).
+    _, r = await client.execute("import os; os.makedirs('wd', exist_ok=True); print(os.path.realpath('wd'))",
+                                session_id=shared_session)
+    tmp_path = r["output"][0]
     nasty = "it's \"quoted\"\nline2'); import os; os._exit(3) #"
     _, r = await client.execute(
         "import os, json\nprint(json.dumps([os.getcwd(), os.environ['NASTY'], os.environ['PLAIN']]))",
         session_id=shared_session,
-        config={"working_directory": str(tmp_path), "environment": {"NASTY": nasty, "PLAIN": "1"}},
+        config={"working_directory": tmp_path, "environment": {"NASTY": nasty, "PLAIN": "1"}},
     )
     assert r["status"] == "completed", r
-    assert json.loads(r["output"][0]) == [str(tmp_path), nasty, "1"]
-    _, r = await client.execute(f"(os.getcwd() == {str(tmp_path)!r}, 'NASTY' in os.environ)",
+    assert json.loads(r["output"][0]) == [tmp_path, nasty, "1"]
+    _, r = await client.execute(f"(os.getcwd() == {tmp_path!r}, 'NASTY' in os.environ)",
                                 session_id=shared_session)
     assert r["result"]["text/plain"] == "(False, False)"
     client.close()

@@ -10,6 +10,8 @@ import uuid
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from icpy_kernels.provisioning.workspace import workspace_for
+
 from .harness import TOKEN, Client, ThreadedServer
 
 
@@ -93,9 +95,8 @@ async def test_history_filters_and_pages(server):
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_retried_execute_runs_once(server, tmp_path):
-    path = tmp_path / "ran.txt"
-    code = APPEND.format(path=str(path))
+async def test_a_retried_execute_runs_once(server):
+    code = APPEND.format(path="ran.txt")  # in the session's workspace
     client = await Client.connect(server.url())
     session = sid()
     eid = "idem-" + uuid.uuid4().hex[:8]
@@ -108,7 +109,8 @@ async def test_a_retried_execute_runs_once(server, tmp_path):
         results.append(await client.wait_for(lambda m: m.get("type") == "execution_result"))
     other = await Client.connect(server.url())
     _, third = await other.execute(code, session_id=session, execution_id=eid)
-    assert path.read_text() == "ran\n"
+    _, check = await other.execute("print(repr(open('ran.txt').read()))", session_id=session)
+    assert check["output"] == ["'ran\\n'"]
     assert results[0] == results[1] == third
     assert third["output"] == ["appended"]
     # Each streaming request saw the whole execution once.
@@ -121,17 +123,21 @@ async def test_a_retried_execute_runs_once(server, tmp_path):
 @pytest.mark.gen_test(timeout=120)
 async def test_history_survives_a_restart_and_so_does_idempotency(tmp_path):
     db = str(tmp_path / "history.sqlite3")
-    ran = tmp_path / "ran.txt"
-    code = APPEND.format(path=str(ran))
+    # The same session id on both servers gets the same (kept) workspace.
+    kept = {"workspace_root": str(tmp_path / "ws"), "keep_workspaces": True}
+    session = sid()
+    ran = workspace_for(kept["workspace_root"], session) / "ran.txt"
+    code = APPEND.format(path="ran.txt")
     eid = "persist-" + uuid.uuid4().hex[:8]
-    first = ThreadedServer(db=db).start()
+    first = ThreadedServer(db=db, **kept).start()
     try:
         client = await Client.connect(first.url())
-        events, result = await client.execute(code, streaming=True, session_id=sid(), execution_id=eid)
+        events, result = await client.execute(code, streaming=True, session_id=session, execution_id=eid)
         client.close()
     finally:
         first.stop()
-    second = ThreadedServer(db=db).start()
+    assert ran.read_text() == "ran\n"
+    second = ThreadedServer(db=db, **kept).start()
     try:
         client = await Client.connect(second.url())
         got = await ask(client, {"type": "get_result", "execution_id": eid})
@@ -145,7 +151,7 @@ async def test_history_survives_a_restart_and_so_does_idempotency(tmp_path):
         assert replay == [m for m in events if m["type"] == "execution_update"]
         assert await client.next() == result
         # A retry after the restart returns the stored result; no kernel, no second run.
-        _, again = await client.execute(code, session_id=sid(), execution_id=eid)
+        _, again = await client.execute(code, session_id=session, execution_id=eid)
         assert again == result and ran.read_text() == "ran\n"
         assert second.sessions() == {}
         client.close()

@@ -78,15 +78,19 @@ async def test_bash_timeout_interrupts_and_keeps_state(server, bash_session):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_bash_context_is_literal(server, bash_session, tmp_path):
+async def test_bash_context_is_literal(server):
+    bash_session = sid("sh-ctx")  # fresh: its cwd is still the session's workspace
     client = await Client.connect(server.url())
+    _, r = await client.execute("mkdir -p wd && realpath wd", language="bash", session_id=bash_session)
+    tmp_path = r["output"][0]
     nasty = "a'b\"c $(touch /tmp/pwned) `x`\nline2"
     _, r = await client.execute('printf "%s|%s" "$PWD" "$NASTY"', language="bash", session_id=bash_session,
-                                config={"working_directory": str(tmp_path), "environment": {"NASTY": nasty}})
+                                config={"working_directory": tmp_path, "environment": {"NASTY": nasty}})
     assert r["status"] == "completed", r
     assert "\n".join(r["output"]) == f"{tmp_path}|{nasty}"
     _, r = await client.execute('echo "${NASTY-unset}"; pwd', language="bash", session_id=bash_session)
-    assert r["output"][0] == "unset" and r["output"][1] != str(tmp_path)
+    assert r["output"][0] == "unset" and r["output"][1] != tmp_path
+    server.call(server.manager.shutdown_session(bash_session))
     client.close()
 
 
@@ -126,8 +130,11 @@ async def test_javascript_errors_and_interrupt_keep_state(server, js_session):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_javascript_rich_display_and_context(server, js_session, tmp_path):
+async def test_javascript_rich_display_and_context(server, js_session):
     client = await Client.connect(server.url())
+    _, r = await client.execute("const fs = require('fs'); fs.mkdirSync('wd', {recursive: true}); console.log(fs.realpathSync('wd'))",
+                                language="javascript", session_id=js_session)
+    tmp_path = r["output"][0]
     events, r = await client.execute("display.html('<b>hi</b>')", streaming=True,
                                      language="javascript", session_id=js_session)
     displays = [e["update"] for e in events if e["type"] == "execution_update" and e["update"]["kind"] == "display"]
@@ -136,8 +143,8 @@ async def test_javascript_rich_display_and_context(server, js_session, tmp_path)
     nasty = "q'\"`${1+1}`\n\u2028"
     _, r = await client.execute("console.log(JSON.stringify([process.cwd(), process.env.NASTY]))",
                                 language="javascript", session_id=js_session,
-                                config={"working_directory": str(tmp_path), "environment": {"NASTY": nasty}})
-    assert json.loads(r["output"][0]) == [str(tmp_path), nasty]
+                                config={"working_directory": tmp_path, "environment": {"NASTY": nasty}})
+    assert json.loads(r["output"][0]) == [tmp_path, nasty]
     _, r = await client.execute("process.env.NASTY === undefined", language="javascript", session_id=js_session)
     assert r["result"]["text/plain"] == "true"
     client.close()
