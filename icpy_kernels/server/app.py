@@ -25,6 +25,7 @@ from ..service import Service
 from .rest import NotFoundHandler
 from .rest import routes as rest_routes
 from .rest_interactive import routes as interactive_routes
+from .rest_sharing import routes as sharing_routes
 from .websocket import ExecutionSocket, HealthHandler
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def make_app(settings: Settings, manager: SessionManager, service: Service | Non
             (r"/api/health", HealthHandler, deps),
             *rest_routes(deps),
             *interactive_routes(deps),
+            *sharing_routes(deps),
         ],
         default_handler_class=NotFoundHandler,  # unrouted paths get a JSON 404
         default_handler_args=deps,

@@ -15,7 +15,11 @@ from ..protocol import events
 from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
 from ..service import Service
-from . import interactive, sharing
+from . import (
+    interactive,
+    rpc_sharing,  # noqa: F401  (registers its JSON-RPC methods)
+    sharing,
+)
 from .rpc import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,8 @@ class Connection:
         # Broadcast/attached traffic goes through a bounded queue; the socket replaces this.
         self.send_bounded: Callable[[dict[str, Any]], bool] = lambda event: self.send(event) or True
         self.sharing = sharing.install(self)  # subscribe/attach, get_result/history, resume
-        self.rpc = Dispatcher(service, self.id, send, self.spawn)  # JSON-RPC on the same socket
+        self.rpc = Dispatcher(service, self.id, send, self.spawn,  # JSON-RPC on the same socket
+                              send_bounded=lambda event: self.send_bounded(event))
 
     def welcome(self) -> dict[str, Any]:
         return events.welcome(self.id, __version__, self.manager.languages.available())
@@ -118,6 +123,7 @@ class Connection:
         """
         self.closed = True
         self.sharing.close()
+        self.rpc.close()
         await self.manager.close_connection(self.id)
 
 

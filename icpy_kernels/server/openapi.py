@@ -191,6 +191,7 @@ def _paths() -> dict[str, Any]:
         "/api/sessions/{session_id}/restart": {"post": _op(
             "Restart the kernel (state is lost)", session, 401, 403, 404, params=["session_id"])},
         **_interactive_paths(),
+        **_sharing_paths(),
     }
 
 
@@ -228,6 +229,34 @@ def _interactive_paths() -> dict[str, Any]:
         400, 401, 403, 404, 409, 413, params=["execution_id"],
         body={"type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}})}
     return paths
+
+
+def _sharing_paths() -> dict[str, Any]:
+    """server/rest_sharing.py: the broadcast and resume as ndjson streams."""
+    line = {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
+
+    def ndjson(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/x-ndjson": {"schema": line}}}
+
+    def query(name: str, schema: dict[str, Any], text: str, required: bool = False) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": required, "schema": schema, "description": text}
+
+    return {
+        "/api/events": {"get": _op(
+            "Broadcast events of the topics, as they happen (see docs/protocol.md, Broadcast)",
+            ndjson("subscribed, then one broadcast event per line; keepalive after keepalive_interval "
+                   "of quiet; a slow_consumer error line ends a stream its client reads too slowly"),
+            400, 401, 403, extra={"parameters": [query(
+                "topics", {"type": "string"}, "comma-separated topic patterns (fnmatch), e.g. "
+                "code_execution.*,session.work.*; may be repeated", required=True)]})},
+        "/api/executions/{execution_id}/events": {"get": _op(
+            "Resume an execution's events (see docs/protocol.md, Reconnect)",
+            ndjson("resumed, every execution_update after after_seq, live ones (keepalive while quiet), "
+                   "then the execution_result"),
+            400, 401, 403, 404, extra={"parameters": [
+                _path_param("execution_id"),
+                query("after_seq", {"type": "integer", "minimum": 0}, "the last seq the client saw (default 0)")]})},
+    }
 
 
 def document() -> dict[str, Any]:

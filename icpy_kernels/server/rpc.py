@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import IcpyError, ValidationError
@@ -31,6 +31,10 @@ class Call:
     connection_id: str
     request: jsonrpc.Request
     notify: Callable[[str, dict[str, Any]], None]
+    # Broadcast/attached traffic goes through the connection's bounded queue: False when full.
+    notify_bounded: Callable[[str, dict[str, Any]], bool] | None = None
+    # Per-connection state of methods that keep some (subscriptions); closed with the socket.
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 RpcMethod = Callable[[Call, dict[str, Any]], Awaitable[Any]]
@@ -50,12 +54,23 @@ class Dispatcher:
     so a long execution never holds up the requests behind it."""
 
     def __init__(self, service: Service, connection_id: str, send: Send, spawn: Spawn,
-                 methods: dict[str, RpcMethod] | None = None) -> None:
+                 methods: dict[str, RpcMethod] | None = None,
+                 send_bounded: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.service = service
         self.connection_id = connection_id
         self.send = send
         self.spawn = spawn
         self.methods = dict(METHODS if methods is None else methods)
+        self.send_bounded = send_bounded or (lambda message: self.send(message) or True)
+        self.state: dict[str, Any] = {}
+
+    def close(self) -> None:
+        """The connection is gone: state kept by methods (subscriptions...) ends with it."""
+        for value in self.state.values():
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()
+        self.state.clear()
 
     def claim(self, frame: str | bytes) -> bool:
         """Dispatch ``frame`` if it is JSON-RPC (bare, batch or wrapped); False leaves it to
@@ -111,9 +126,14 @@ class Dispatcher:
             message = jsonrpc.notification(name, params)
             self.send(jsonrpc.wrap_notification(message) if wrapped else message)
 
+        def notify_bounded(name: str, params: dict[str, Any]) -> bool:
+            message = jsonrpc.notification(name, params)
+            return self.send_bounded(jsonrpc.wrap_notification(message) if wrapped else message)
+
         try:
             params = jsonrpc.named_params(request)
-            value = await fn(Call(self.service, self.connection_id, request, notify), params)
+            call = Call(self.service, self.connection_id, request, notify, notify_bounded, self.state)
+            value = await fn(call, params)
         except IcpyError as exc:
             return jsonrpc.from_exception(request.id, exc)
         except Exception as exc:  # a bug must still answer the caller, once
