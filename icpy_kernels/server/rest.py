@@ -143,7 +143,27 @@ class LanguagesHandler(ApiHandler):
 
 
 # -- executions ------------------------------------------------------------------------
-class ExecuteHandler(ApiHandler):
+class NdjsonHandler(ApiHandler):
+    """Writes one JSON event per line as it happens; notices the client leaving."""
+
+    gone = False
+
+    async def write_line(self, event: dict[str, Any]) -> bool:
+        """False when the client has left."""
+        if not self._headers_written:
+            self.set_header("Content-Type", NDJSON)
+        try:
+            self.write(events.encode(event) + "\n")
+            await self.flush()
+        except iostream.StreamClosedError:
+            self.gone = True
+        return not self.gone
+
+    def on_connection_close(self) -> None:
+        self.gone = True
+
+
+class ExecuteHandler(NdjsonHandler):
     """``POST /api/execute``: the result as one JSON object, or ndjson events as they happen.
 
     Without ``session_id`` the code runs in a temporary session, shut down after the call;
@@ -186,7 +206,7 @@ class ExecuteHandler(ApiHandler):
             if event is None:
                 break
             started = started or event["type"] == "execution_started"
-            if not await self._write_line(event):
+            if not await self.write_line(event):
                 return  # the client left; on_connection_close decided the execution's fate
         exc = self.task.exception()
         if exc is not None:
@@ -194,20 +214,11 @@ class ExecuteHandler(ApiHandler):
                 raise exc
             if isinstance(exc, IcpyError):
                 exc.details.setdefault("execution_id", self.request_spec.execution_id)
-                await self._write_line(events.error(exc))
+                await self.write_line(events.error(exc))
         self.finish()
 
-    async def _write_line(self, event: dict[str, Any]) -> bool:
-        if not self._headers_written:
-            self.set_header("Content-Type", NDJSON)
-        try:
-            self.write(events.encode(event) + "\n")
-            await self.flush()
-        except iostream.StreamClosedError:
-            return False
-        return True
-
     def on_connection_close(self) -> None:
+        super().on_connection_close()
         task = getattr(self, "task", None)
         if task is not None and not task.done() and self.request_spec.session_id is None:
             asyncio.ensure_future(self._abandon(self.request_spec, task))

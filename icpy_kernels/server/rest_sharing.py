@@ -5,40 +5,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tornado import iostream, web
+from tornado import web
 
 from ..errors import IcpyError, SlowConsumer
 from ..protocol import events
 from ..protocol.sharing import parse_resume, parse_topics
-from .rest import ID, NDJSON, ApiHandler
+from .rest import ID, NdjsonHandler
 
 OVERFLOW: dict[str, Any] = {"type": "overflow"}  # a marker in the queue, never written
 
 
-class NdjsonHandler(ApiHandler):
-    """Writes one JSON event per line as it happens; notices the client leaving."""
+class QueuedNdjsonHandler(NdjsonHandler):
+    """An ndjson stream fed through ``self.queue``; the writer loop wakes when the client leaves."""
 
-    gone = False
-
-    async def write_line(self, event: dict[str, Any]) -> bool:
-        """False when the client has left."""
-        if not self._headers_written:
-            self.set_header("Content-Type", NDJSON)
-        try:
-            self.write(events.encode(event) + "\n")
-            await self.flush()
-        except iostream.StreamClosedError:
-            self.gone = True
-        return not self.gone
+    queue: asyncio.Queue[dict[str, Any] | None] | None = None
 
     def on_connection_close(self) -> None:
-        self.gone = True
-        queue = getattr(self, "queue", None)
-        if queue is not None:
-            queue.put_nowait(None)  # wake the writer loop
+        super().on_connection_close()
+        if self.queue is not None:
+            self.queue.put_nowait(None)
 
 
-class EventsHandler(NdjsonHandler):
+class EventsHandler(QueuedNdjsonHandler):
     """``GET /api/events?topics=a.*,b.*``: ``subscribed``, then every matching broadcast event.
 
     Events wait in a queue of ``send_queue_size``; when a client reads so slowly that it is
@@ -94,7 +82,7 @@ class EventsHandler(NdjsonHandler):
             self.request.connection.stream.close()  # the flush waiting on it fails
 
 
-class ExecutionEventsHandler(NdjsonHandler):
+class ExecutionEventsHandler(QueuedNdjsonHandler):
     """``GET /api/executions/{id}/events?after_seq=N``: ``resumed``, the updates after N, the
     live ones (``keepalive`` after quiet), then the result: ``resume`` as ndjson."""
 

@@ -6,103 +6,23 @@ import asyncio
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jupyter_kernel_test
 import pytest
 import pytest_asyncio
-from jupyter_client import AsyncKernelManager
+
+from .driver import TIMEOUT, run, start_kernel, stop_kernel
 
 amark = pytest.mark.asyncio(loop_scope="module")
-TIMEOUT = 15
-
-
-@dataclass
-class Result:
-    reply: dict[str, Any]
-    reply_at: float
-    msgs: list[tuple[float, dict[str, Any]]]
-    input_requests: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def content(self) -> dict[str, Any]:
-        return self.reply["content"]
-
-    def streams(self, name: str) -> list[tuple[float, str]]:
-        return [
-            (t, m["content"]["text"])
-            for t, m in self.msgs
-            if m["msg_type"] == "stream" and m["content"]["name"] == name
-        ]
-
-    def text(self, name: str = "stdout") -> str:
-        return "".join(t for _, t in self.streams(name))
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return [m["content"] for _, m in self.msgs if m["msg_type"] == "error"]
-
-
-async def start_kernel() -> tuple[AsyncKernelManager, Any]:
-    km = AsyncKernelManager(kernel_name="icpy-bash")
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    await kc.wait_for_ready(timeout=30)
-    return km, kc
-
-
-async def stop_kernel(km: AsyncKernelManager, kc: Any) -> None:
-    kc.stop_channels()
-    await km.shutdown_kernel()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def kernel():
-    km, kc = await start_kernel()
+    km, kc = await start_kernel("icpy-bash")
     yield km, kc
     await stop_kernel(km, kc)
-
-
-async def run(
-    kc: Any,
-    code: str,
-    *,
-    allow_stdin: bool = False,
-    answers: tuple[str, ...] = (),
-    timeout: float = TIMEOUT,
-) -> Result:
-    """Execute, collecting IOPub messages (with arrival times) until idle, and the reply."""
-    mid = kc.execute(code, allow_stdin=allow_stdin, stop_on_error=False)
-
-    async def iopub() -> list[tuple[float, dict[str, Any]]]:
-        msgs = []
-        while True:
-            msg = await kc.get_iopub_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") != mid:
-                continue
-            msgs.append((time.monotonic(), msg))
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return msgs
-
-    async def shell() -> tuple[float, dict[str, Any]]:
-        while True:
-            msg = await kc.get_shell_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") == mid:
-                return time.monotonic(), msg
-
-    async def stdin() -> list[dict[str, Any]]:
-        requests = []
-        for answer in answers:
-            msg = await kc.get_stdin_msg(timeout=timeout)
-            requests.append(msg["content"])
-            kc.input(answer)
-        return requests
-
-    msgs, (reply_at, reply), requests = await asyncio.gather(iopub(), shell(), stdin())
-    return Result(reply, reply_at, msgs, requests)
 
 
 # -- state, streams, exit status ------------------------------------------------------------
@@ -362,7 +282,7 @@ def _alive(pid: int) -> bool:
 
 @amark
 async def test_shutdown_kills_bash_and_background_jobs() -> None:
-    km, kc = await start_kernel()
+    km, kc = await start_kernel("icpy-bash")
     try:
         r = await run(kc, "sleep 1000 & echo $! $$")
         job, bash = map(int, r.text().split())

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,53 +16,10 @@ import pytest
 import pytest_asyncio
 from jupyter_client import AsyncKernelManager
 
+from .driver import TIMEOUT, Result, run, start_kernel, stop_kernel
+
 amark = pytest.mark.asyncio(loop_scope="module")
-TIMEOUT = 15
 NODE_VERSION = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-
-
-@dataclass
-class Result:
-    reply: dict[str, Any]
-    reply_at: float
-    msgs: list[tuple[float, dict[str, Any]]]
-    input_requests: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def content(self) -> dict[str, Any]:
-        return self.reply["content"]
-
-    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
-        return [m["content"] for _, m in self.msgs if m["msg_type"] == msg_type]
-
-    def streams(self, name: str) -> list[tuple[float, str]]:
-        return [
-            (t, m["content"]["text"])
-            for t, m in self.msgs
-            if m["msg_type"] == "stream" and m["content"]["name"] == name
-        ]
-
-    def text(self, name: str = "stdout") -> str:
-        return "".join(t for _, t in self.streams(name))
-
-    @property
-    def result(self) -> str | None:
-        results = self.of_type("execute_result")
-        return results[-1]["data"]["text/plain"] if results else None
-
-
-async def start_kernel(cwd: Path | None = None) -> tuple[AsyncKernelManager, Any]:
-    km = AsyncKernelManager(kernel_name="icpy-javascript")
-    await km.start_kernel(cwd=str(cwd) if cwd else None)
-    kc = km.client()
-    kc.start_channels()
-    await kc.wait_for_ready(timeout=30)
-    return km, kc
-
-
-async def stop_kernel(km: AsyncKernelManager, kc: Any) -> None:
-    kc.stop_channels()
-    await km.shutdown_kernel()
 
 
 @pytest.fixture(scope="module")
@@ -81,48 +37,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def kernel(workdir: Path):
-    km, kc = await start_kernel(workdir)
+    km, kc = await start_kernel("icpy-javascript", workdir)
     yield km, kc
     await stop_kernel(km, kc)
-
-
-async def run(
-    kc: Any,
-    code: str,
-    *,
-    allow_stdin: bool = False,
-    answers: tuple[str, ...] = (),
-    timeout: float = TIMEOUT,
-) -> Result:
-    """Execute, collecting IOPub messages (with arrival times) until idle, and the reply."""
-    mid = kc.execute(code, allow_stdin=allow_stdin, stop_on_error=False)
-
-    async def iopub() -> list[tuple[float, dict[str, Any]]]:
-        msgs = []
-        while True:
-            msg = await kc.get_iopub_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") != mid:
-                continue
-            msgs.append((time.monotonic(), msg))
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return msgs
-
-    async def shell() -> tuple[float, dict[str, Any]]:
-        while True:
-            msg = await kc.get_shell_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") == mid:
-                return time.monotonic(), msg
-
-    async def stdin() -> list[dict[str, Any]]:
-        requests = []
-        for answer in answers:
-            msg = await kc.get_stdin_msg(timeout=timeout)
-            requests.append(msg["content"])
-            kc.input(answer)
-        return requests
-
-    msgs, (reply_at, reply), requests = await asyncio.gather(iopub(), shell(), stdin())
-    return Result(reply, reply_at, msgs, requests)
 
 
 async def shell_request(kc: Any, method: str, *args: Any) -> dict[str, Any]:
@@ -280,7 +197,7 @@ async def test_async_errors_do_not_kill_the_kernel(kernel) -> None:
 
 @amark
 async def test_process_exit_restarts_node(workdir: Path) -> None:
-    km, kc = await start_kernel(workdir)
+    km, kc = await start_kernel("icpy-javascript", workdir)
     try:
         r = await run(kc, "process.exit(3)")
         assert r.content["ename"] == "NodeExited"
@@ -449,7 +366,7 @@ async def wait_gone(pid: int, seconds: float = 5) -> bool:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("how", ["shutdown", "sigkill"])
 async def test_node_dies_with_the_kernel(how: str) -> None:
-    km, kc = await start_kernel()
+    km, kc = await start_kernel("icpy-javascript")
     node_pid = int((await run(kc, "process.pid")).result)
     assert alive(node_pid)
     if how == "shutdown":
