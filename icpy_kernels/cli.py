@@ -103,7 +103,8 @@ def cmd_kernels(args: argparse.Namespace) -> int:
     from .runtime.languages import LanguageTable
 
     if args.kernels_command == "install":
-        for name, path in install_kernelspecs(user=args.user, prefix=args.prefix or (sys.prefix if args.sys_prefix else None)):
+        prefix = args.prefix or (sys.prefix if args.sys_prefix else None)
+        for name, path in install_kernelspecs(user=args.user, prefix=prefix, sandbox=args.sandbox):
             print(f"installed {name} -> {path}")
         return 0
     ksm = kernel_spec_manager()
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
     where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (this venv)")
     where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
+    install.add_argument("--sandbox", action="store_true",
+                         help="name the icpy-sandbox provisioner in the specs, so every Jupyter "
+                              "front end launches them sandboxed")
     kernels.set_defaults(func=cmd_kernels)
 
     doctor = sub.add_parser("doctor", help="show the sandbox tier and the limits this machine enforces")

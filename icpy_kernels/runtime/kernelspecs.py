@@ -30,11 +30,18 @@ def kernel_spec_manager() -> KernelSpecManager:
     return ksm
 
 
-def install_kernelspecs(*, user: bool = False, prefix: str | None = None) -> list[tuple[str, str]]:
+SANDBOX_METADATA = {"kernel_provisioner": {"provisioner_name": "icpy-sandbox", "config": {}}}
+
+
+def install_kernelspecs(
+    *, user: bool = False, prefix: str | None = None, sandbox: bool = False
+) -> list[tuple[str, str]]:
     """Install python3 (ipykernel) and our bundled specs; return ``(name, path)`` pairs.
 
     ``argv[0]`` is pinned to this interpreter so the installed specs keep working from any
-    front end, whatever ``python`` is on its PATH.
+    front end, whatever ``python`` is on its PATH. With ``sandbox`` the specs name the
+    ``icpy-sandbox`` provisioner, so any Jupyter front end (JupyterLab, nbclient...) launches
+    these kernels sandboxed too.
     """
     from ipykernel.kernelspec import write_kernel_spec
 
@@ -42,6 +49,8 @@ def install_kernelspecs(*, user: bool = False, prefix: str | None = None) -> lis
     installed = []
     with tempfile.TemporaryDirectory() as tmp:
         py_dir = write_kernel_spec(Path(tmp) / "python3")
+        if sandbox:
+            _add_metadata(Path(py_dir) / "kernel.json", SANDBOX_METADATA)
         installed.append(("python3", ksm.install_kernel_spec(py_dir, "python3", user=user, prefix=prefix)))
         for name in BUNDLED_KERNELS:
             src = bundled_kernelspecs_dir() / name
@@ -51,6 +60,14 @@ def install_kernelspecs(*, user: bool = False, prefix: str | None = None) -> lis
             spec = json.loads(spec_file.read_text())
             if spec["argv"] and spec["argv"][0] == "python":
                 spec["argv"][0] = sys.executable
+            if sandbox:
+                spec.setdefault("metadata", {}).update(SANDBOX_METADATA)
             spec_file.write_text(json.dumps(spec, indent=1))
             installed.append((name, ksm.install_kernel_spec(str(staged), name, user=user, prefix=prefix)))
     return installed
+
+
+def _add_metadata(spec_file: Path, metadata: dict[str, object]) -> None:
+    spec = json.loads(spec_file.read_text())
+    spec.setdefault("metadata", {}).update(metadata)
+    spec_file.write_text(json.dumps(spec, indent=1))

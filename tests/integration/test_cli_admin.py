@@ -1,0 +1,70 @@
+"""``icpy kernels list|install`` and ``icpy doctor``, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from .clitools import clean_env, icpy
+
+
+def test_kernels_list_shows_the_three_languages():
+    proc = icpy("kernels", "list")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()}
+    assert rows["python3"].startswith("python")
+    assert rows["icpy-bash"].startswith("bash")
+    assert rows["icpy-javascript"].startswith("javascript")
+
+
+def test_kernels_install_writes_specs_with_this_interpreter(tmp_path):
+    proc = icpy("kernels", "install", "--prefix", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    assert sorted(p.name for p in kernels.iterdir()) == ["icpy-bash", "icpy-javascript", "python3"]
+    for name in ("icpy-bash", "icpy-javascript"):
+        spec = json.loads((kernels / name / "kernel.json").read_text())
+        assert spec["argv"][0] == sys.executable or spec["argv"][0].startswith(sys.prefix)
+        assert "kernel_provisioner" not in spec.get("metadata", {})
+
+
+@pytest.mark.asyncio
+async def test_kernels_install_sandbox_makes_any_front_end_launch_sandboxed(tmp_path):
+    proc = icpy("kernels", "install", "--sandbox", "--prefix", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    spec = json.loads((kernels / "icpy-bash" / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "icpy-sandbox"
+    doctor = icpy("doctor", env=clean_env())
+    if "tier:              A" not in doctor.stdout:
+        pytest.skip("bubblewrap tier unavailable here: " + doctor.stdout)
+    # A plain jupyter_client front end, knowing nothing of icpy's server, gets the sandbox.
+    km = AsyncKernelManager(kernel_name="icpy-bash", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    await km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        out: list[dict] = []
+        reply = await kc.execute_interactive("hostname; id -u", timeout=30, output_hook=out.append)
+        assert reply["content"]["status"] == "ok"
+        text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+        host, uid = text.split()
+        assert host == "icpy-sandbox" and host != socket.gethostname()
+        assert int(uid) != 0
+        kc.stop_channels()
+    finally:
+        await km.shutdown_kernel(now=True)
+
+
+def test_doctor_reports_the_tier_and_each_limit():
+    proc = icpy("doctor")
+    assert proc.returncode == 0, proc.stderr
+    for label in ("sandbox mode:", "tier:", "network:", "memory:", "processes:", "file size:",
+                  "open files:", "disk quota:"):
+        assert label in proc.stdout, (label, proc.stdout)
