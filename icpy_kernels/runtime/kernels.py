@@ -92,6 +92,10 @@ class KernelProvider(abc.ABC):
                sandbox: SessionSandbox | None = None) -> KernelHandle:
         """A handle for a new kernel of that spec (not started yet), sandboxed as asked."""
 
+    def close(self) -> None:
+        """Release what the provider holds (e.g. the workspace root) once every kernel is gone."""
+        return None  # a provider that holds nothing has nothing to release
+
 
 class LocalKernel(KernelHandle):
     """A kernel process on this machine, through jupyter_client's AsyncKernelManager."""

@@ -164,3 +164,4 @@ class SessionManager:
         sessions = list(self.sessions.values())
         self.sessions.clear()
         await asyncio.gather(*(s.shutdown("server shutdown") for s in sessions), return_exceptions=True)
+        self.provider.close()
