@@ -49,6 +49,8 @@ class Settings:
     # -- sandbox (docs/security.md) --
     sandbox: str = _opt("auto", "auto: strongest sandbox tier here; require: refuse kernels without "
                                 "filesystem+network isolation (tier A/B); off: plain local kernels")
+    sandbox_tier: str = _opt("auto", "sandbox tier: auto (strongest here), bwrap (A), landlock (B) or "
+                                     "rlimits (C); a tier not available here refuses kernels")
     workspace_root: str = _opt("", "where session workspaces are made (default: a fresh temp dir)")
     keep_workspaces: bool = _opt(False, "keep a session's workspace after it shuts down")
     allow_network: bool = _opt(False, "let a session ask for network access (config.network)")

@@ -11,7 +11,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import ForbiddenError
 from .options import LIMITS, SessionSandbox
-from .probe import TIER_LETTER, choose_tier, probe
+from .probe import TIER_LETTER, TIERS, choose_tier, probe
 from .workspace import workspace_for
 
 PROVISIONER = "icpy-sandbox"
@@ -21,6 +21,8 @@ class SandboxPolicy:
     """The server's side: caps, workspaces root, and the provisioner stanza for a session."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.sandbox_tier not in ("auto", *TIERS):
+            raise ValueError(f"--sandbox-tier {settings.sandbox_tier!r}: expected auto, {', '.join(TIERS)}")
         self.settings = settings
         self._made_root = not settings.workspace_root
         self.root = Path(settings.workspace_root or tempfile.mkdtemp(prefix="icpy-workspaces-"))
@@ -55,7 +57,7 @@ class SandboxPolicy:
             return None
         config = {
             **self.limits(options),
-            "tier": "auto",
+            "tier": self.settings.sandbox_tier,
             "require_isolation": self.settings.sandbox == "require",
             "network": options.network,
             "workspace": str(self.workspace(session_id)),
@@ -70,11 +72,17 @@ class SandboxPolicy:
         if not self.enabled:
             return {"mode": "off", "tier": None, "enforced": False, "limits": {}}
         caps = await probe()
-        tier = choose_tier(caps)
+        wanted = self.settings.sandbox_tier
+        try:
+            tier, tier_error = choose_tier(caps, wanted), None
+        except ValueError as exc:  # a forced tier this machine lacks: kernels will be refused
+            tier, tier_error = wanted, str(exc)
         return {
             "mode": self.settings.sandbox,
             "tier": tier,
             "tier_letter": TIER_LETTER[tier],
+            "tier_requested": wanted,
+            "tier_error": tier_error,
             "available_tiers": caps.tiers,
             "network_isolation": caps.network_isolation(tier),
             "network_default": "isolated",

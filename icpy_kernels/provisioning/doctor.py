@@ -21,11 +21,12 @@ async def report(settings: Settings) -> tuple[str, int]:
         mode = settings.sandbox
         lines = [f"sandbox mode:      {mode}"]
         if mode == "off":
-            info = await SandboxPolicy(Settings(token="x", sandbox="auto")).describe()
+            info = await SandboxPolicy(Settings(token="x", sandbox="auto", sandbox_tier=settings.sandbox_tier)).describe()
             lines.append("  (kernels run unsandboxed; below is what --sandbox auto would give)")
         tier = info["tier"]
         lines += [
-            f"tier:              {info['tier_letter']} ({tier}); available: {', '.join(info['available_tiers'])}",
+            f"tier:              {info['tier_letter']} ({tier}); available: {', '.join(info['available_tiers'])}"
+            f"{'' if info['tier_requested'] == 'auto' else ' (forced by --sandbox-tier)'}",
             f"bubblewrap:        {'usable' if 'bwrap' in info['available_tiers'] else info['bwrap_error']}",
             f"landlock ABI:      {info['landlock_abi'] or 'none'}",
             f"network:           {'isolated by default' if info['network_isolation'] else 'NOT isolatable: sessions are refused unless they ask for network'}"
@@ -36,7 +37,8 @@ async def report(settings: Settings) -> tuple[str, int]:
         limits = info["limits"]
         mem_by = ("cgroup + " if "memory" in info["cgroup_controllers"] else "") + "RLIMIT_AS (Python kernels)"
         proc_by = ("pids cgroup + " if "pids" in info["cgroup_controllers"] else "") + (
-            "RLIMIT_NPROC" if info["dedicated_uid"] or tier == "bwrap" else "not enforced (shared uid)")
+            "RLIMIT_NPROC" if info["dedicated_uid"] or tier == "bwrap"
+            else "RLIMIT_NPROC over all the server uid's tasks (shared uid)")
         lines += [
             f"  memory:          {_size(limits['memory'])} per kernel ({mem_by})",
             f"  processes:       {limits['processes']} per kernel ({proc_by})",
@@ -47,6 +49,9 @@ async def report(settings: Settings) -> tuple[str, int]:
         failed = mode == "require" and tier == "rlimits"
         if failed:
             lines.append("ERROR: --sandbox require, but only tier C is available")
+        if info["tier_error"] and mode != "off":
+            failed = True
+            lines.append(f"ERROR: {info['tier_error']}: kernels will be refused")
         return "\n".join(lines), int(failed)
     finally:
         policy.close()

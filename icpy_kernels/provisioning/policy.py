@@ -46,12 +46,15 @@ def sandbox_env(source: dict[str, str], *, workspace: str, extra_allow: tuple[st
 
 
 def rlimits(*, memory: int, processes: int, file_size: int, open_files: int,
-            rlimit_as: bool, count_processes: bool) -> dict[str, int]:
+            rlimit_as: bool, count_processes: bool, shared_tasks: int = 0) -> dict[str, int]:
+    """``count_processes``: the kernel's uid is its own (dedicated uid or user namespace).
+    Otherwise RLIMIT_NPROC counts every task of the server's uid, so the cap is set
+    ``processes`` above the ``shared_tasks`` that uid runs now: a fork bomb still stops."""
     limits = {"RLIMIT_CORE": 0}
     if rlimit_as and memory > 0:
         limits["RLIMIT_AS"] = memory
-    if count_processes and processes > 0:
-        limits["RLIMIT_NPROC"] = processes
+    if processes > 0 and (count_processes or shared_tasks > 0):
+        limits["RLIMIT_NPROC"] = processes + (0 if count_processes else shared_tasks)
     if file_size > 0:
         limits["RLIMIT_FSIZE"] = file_size
     if open_files > 0:
@@ -152,5 +155,6 @@ def bwrap_command(bwrap: str, *, root: bool, kernel_cmd: list[str], outer: dict[
     ]
 
 
-def direct_command(*, kernel_cmd: list[str], spec: dict[str, Any]) -> list[str]:
-    return [sys.executable, "-I", "-S", LAUNCHER, "outer,inner", json.dumps(spec), "--", *kernel_cmd]
+def direct_command(*, kernel_cmd: list[str], spec: dict[str, Any], supervise: bool = False) -> list[str]:
+    stages = "outer,supervise,inner" if supervise else "outer,inner"
+    return [sys.executable, "-I", "-S", LAUNCHER, stages, json.dumps(spec), "--", *kernel_cmd]

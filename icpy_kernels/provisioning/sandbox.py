@@ -26,7 +26,7 @@ from traitlets import Bool, Int, List, Unicode
 from . import policy
 from .cgroups import KernelCgroup
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
-from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range
+from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
 from .workspace import disk_usage
 
 GiB = 1 << 30
@@ -76,10 +76,11 @@ class SandboxProvisioner(LocalProvisioner):
                 "the sandbox is required but only tier C (rlimits) is available here: "
                 f"{caps.bwrap_error or 'bwrap unusable'}; Landlock ABI {caps.landlock_abi}")
         if not self.network and not caps.network_isolation(self._chosen):
+            why = (f"{caps.bwrap_error or 'no bwrap'}; Landlock ABI {caps.landlock_abi} < 4"
+                   if self.tier == "auto" else "the tier was forced")
             raise SandboxError(
-                f"network isolation cannot be enforced on sandbox tier {self._chosen!r} "
-                f"({caps.bwrap_error or 'no bwrap'}; Landlock ABI {caps.landlock_abi} < 4): "
-                "install bubblewrap, or allow this kernel the network")
+                f"network isolation cannot be enforced on sandbox tier {self._chosen!r} ({why}): "
+                "use a stronger tier (install bubblewrap), or allow this kernel the network")
         name = f"sbx-{(self.kernel_id or os.urandom(6).hex())[:12]}"
         if caps.root:
             self._lease = UidLease.acquire(parse_range(self.uid_range))
@@ -136,11 +137,11 @@ class SandboxProvisioner(LocalProvisioner):
         assert self._caps is not None and self._private is not None and self._workspace is not None
         caps, ws = self._caps, str(self._workspace)
         language = (self.kernel_spec.language or "") if self.kernel_spec else ""
-        own_userns = self._chosen == "bwrap" and not caps.root
+        counted = self._own_count
         limits = policy.rlimits(
             memory=self.memory, processes=self.processes, file_size=self.file_size,
             open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
-            count_processes=self.uid is not None or own_userns)
+            count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()))
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
         outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
         if self._chosen == "bwrap":
@@ -158,10 +159,22 @@ class SandboxProvisioner(LocalProvisioner):
             if self._chosen == "landlock":
                 inner["landlock"] = {"abi": caps.landlock_abi, "network": self.network,
                                      "writable": [ws, str(self._private), "/dev/null"]}
-            full = policy.direct_command(kernel_cmd=cmd, spec={**outer, **inner})
+            full = policy.direct_command(kernel_cmd=cmd, spec={**outer, **inner},
+                                         supervise=self._supervised)
         info = await super().launch_kernel(full, **kwargs)
         self.report = self._describe(limits)
         return info
+
+    @property
+    def _own_count(self) -> bool:
+        """RLIMIT_NPROC counts only this kernel: a dedicated uid, or bwrap's user namespace."""
+        return self.uid is not None or (self._chosen == "bwrap" and not (self._caps and self._caps.root))
+
+    @property
+    def _supervised(self) -> bool:
+        """Without a pid namespace or a dedicated uid to kill, the launcher stays as the
+        kernel's subreaper so that its daemons can still be found and killed."""
+        return self._chosen != "bwrap" and self.uid is None
 
     def _check_reachable(self, cmd: list[str], path_env: str) -> None:
         if self.uid is None:
@@ -186,7 +199,8 @@ class SandboxProvisioner(LocalProvisioner):
                            (["cgroup"] if "memory" in cg else []) + (["rlimit_as"] if "RLIMIT_AS" in limits else [])
                            + (["node_heap"] if "javascript" in str(self.kernel_spec.language if self.kernel_spec else "") else [])},
                 "processes": {"count": self.processes, "enforced_by":
-                              (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc"] if "RLIMIT_NPROC" in limits else [])},
+                              (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc" if self._own_count else "rlimit_nproc_shared_uid"]
+                                                                        if "RLIMIT_NPROC" in limits else [])},
                 "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
                 "disk_quota": {"bytes": self.disk_quota, "enforced_by": ["checked_after_execution"]},
@@ -219,6 +233,14 @@ class SandboxProvisioner(LocalProvisioner):
         await super().send_signal(signum)
 
     async def kill(self, restart: bool = False) -> None:
+        if self._supervised and self.process and self.process.poll() is None:
+            # SIGKILL would orphan the daemons: the supervisor kills its tree on SIGTERM.
+            with contextlib.suppress(OSError):
+                self.process.send_signal(signal.SIGTERM)
+            for _ in range(100):
+                if self.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.02)
         await super().kill(restart)
         await self._kill_everything()
 

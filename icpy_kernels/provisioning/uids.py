@@ -45,6 +45,22 @@ def processes_of(uids: range | set[int]) -> list[tuple[int, int]]:
     return found
 
 
+def tasks_of(uid: int) -> int:
+    """Threads included: what RLIMIT_NPROC counts for ``uid``."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            total += int(fields.get("Threads", "1").strip() or 1)
+    return total
+
+
 class UidLease:
     """One uid held for one kernel's lifetime; the flock dies with the server if it crashes."""
 

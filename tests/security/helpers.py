@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
+
+from icpy_kernels.provisioning.uids import processes_of
 
 from ..integration.harness import Client
 
@@ -34,3 +37,40 @@ async def alongside(attacker: Client, innocent: Client, code: str, *, session: s
         await asyncio.sleep(0.2)
     await innocent_check(innocent, innocent_session)
     return attack.result()
+
+
+# Printed by a kernel: who it is, as the host sees it (uid; pid namespace and user namespace).
+IDENTITY = ("import os\nprint('identity', os.getuid(), os.readlink('/proc/self/ns/pid'), "
+            "os.readlink('/proc/self/ns/user'))\n")
+
+
+def identity(text: str) -> tuple[int, str, str]:
+    line = next(x for x in text.splitlines() if x.startswith("identity "))
+    _, uid, pidns, userns = line.split()
+    return int(uid), pidns, userns
+
+
+def sandbox_members(ident: tuple[int, str, str]) -> list[int]:
+    """Live processes of one kernel's sandbox: its dedicated uid (root server) or, for a
+    server's own uid, its private pid namespace (never the server's)."""
+    uid, pidns, _ = ident
+    if uid != os.getuid():
+        return [pid for pid, _ in processes_of({uid})]
+    if pidns == os.readlink("/proc/self/ns/pid"):
+        raise AssertionError("the kernel shares the server's pid namespace: no sandbox to count")
+    found = []
+    for pid, _ in processes_of({uid}):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") == pidns:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def members_gone(ident: tuple[int, str, str], within: float = 5.0) -> list[int]:
+    for _ in range(int(within / 0.1)):
+        if not (left := sandbox_members(ident)):
+            return left
+        await asyncio.sleep(0.1)
+    return sandbox_members(ident)

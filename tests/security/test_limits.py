@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-
-from icpy_kernels.provisioning.uids import processes_of
 
 from ..integration.harness import Client
 from .conftest import LIMITS
-from .helpers import alongside, innocent_check, out
+from .helpers import (
+    IDENTITY,
+    alongside,
+    identity,
+    innocent_check,
+    members_gone,
+    out,
+    sandbox_members,
+)
 
 pytestmark = pytest.mark.gen_test(timeout=150)
 ATK, INN = "limits-attacker", "limits-innocent"
-
-
-async def gone(uid: int, within: float = 5.0) -> None:
-    for _ in range(int(within / 0.1)):
-        if not processes_of({uid}):
-            return
-        await asyncio.sleep(0.1)
 
 
 async def clients(server):
@@ -39,18 +36,16 @@ async def test_fork_bomb_is_capped_and_dies_with_its_session(server):
         "        n += 1\n"
         "except OSError as e:\n"
         "    print('fork failed after', n, type(e).__name__)\n"
-        "print('uid', os.getuid())\n"
-    )
+    ) + IDENTITY
     _, r = await alongside(attacker, innocent, code, session="bomb", innocent_session=INN)
     lines = out(r).splitlines()
     assert lines[0].startswith("fork failed after") and "BlockingIOError" in lines[0], r
     assert int(lines[0].split()[3]) < LIMITS["process_limit"]
-    uid = int(lines[1].split()[1])
-    assert len(processes_of({uid})) > 10  # the children are really there...
+    ident = identity(out(r))
+    assert len(sandbox_members(ident)) > 10  # the children are really there...
     await attacker.send({"type": "ping"})
     server.call(server.manager.shutdown_session("bomb"))
-    await gone(uid)
-    assert not processes_of({uid})  # ...and gone with the session
+    assert await members_gone(ident) == []  # ...and gone with the session
 
 
 async def test_memory_bomb_is_a_memory_error(server):
@@ -119,14 +114,13 @@ async def test_setsid_double_fork_dies_with_the_session(server):
         "    if os.fork() == 0:\n"
         "        time.sleep(600)\n"
         "    os._exit(0)\n"
-        "time.sleep(0.5)\nprint(os.getuid())\n"
-    )
+        "time.sleep(0.5)\n"
+    ) + IDENTITY
     _, r = await alongside(attacker, innocent, code, session="daemon", innocent_session=INN)
-    uid = int(out(r))
-    assert len(processes_of({uid})) >= 2  # kernel + the daemon
+    ident = identity(out(r))
+    assert len(sandbox_members(ident)) >= 2  # kernel + the daemon
     server.call(server.manager.shutdown_session("daemon"))
-    await gone(uid)
-    assert not processes_of({uid})
+    assert await members_gone(ident) == []
 
 
 async def test_bash_fork_bomb(server):

@@ -71,3 +71,28 @@ def test_tier_choice():
     assert choose_tier(bare) == "rlimits"
     with pytest.raises(ValueError, match="not installed"):
         choose_tier(bare, "bwrap")
+
+
+def test_shared_uid_process_cap_sits_above_what_the_uid_runs():
+    limits = policy.rlimits(memory=0, processes=64, file_size=0, open_files=0, rlimit_as=False,
+                            count_processes=False, shared_tasks=100)
+    assert limits["RLIMIT_NPROC"] == 164
+    assert "supervise" in policy.direct_command(kernel_cmd=["k"], spec={}, supervise=True)[4]
+    assert policy.direct_command(kernel_cmd=["k"], spec={})[4] == "outer,inner"
+
+
+@pytest.mark.asyncio
+async def test_forced_tier_is_validated_and_reported():
+    from icpy_kernels.config import Settings
+    from icpy_kernels.provisioning.bridge import SandboxPolicy
+
+    with pytest.raises(ValueError):
+        SandboxPolicy(Settings(token="x", sandbox_tier="chroot"))
+    sandbox = SandboxPolicy(Settings(token="x", sandbox_tier="rlimits"))
+    try:
+        info = await sandbox.describe()
+        assert info["tier"] == "rlimits" and info["tier_requested"] == "rlimits"
+        assert info["network_isolation"] is False and info["tier_error"] is None
+        assert sandbox.provisioner("s", SessionSandbox())["config"]["tier"] == "rlimits"
+    finally:
+        sandbox.close()
