@@ -59,11 +59,13 @@ def _server_log() -> IO[bytes]:
 
 
 @contextlib.asynccontextmanager
-async def server_process(*flags: str, patches: tuple[str, ...] = (), profile: str | None = None) -> AsyncIterator[str]:
+async def server_process(*flags: str, patches: tuple[str, ...] = (), profile: str | None = None,
+                         env: dict[str, str] | None = None) -> AsyncIterator[str]:
     """``icpy serve --port 0`` in a subprocess; yields its ws:// URL; SIGTERM (kernels shut down) on exit.
 
     ``patches`` names PATCHES applied before the CLI runs ("ipc": ZMQ ipc to the kernels;
-    "server-nagle": the socket keeps Nagle on). ``profile`` writes a cProfile dump.
+    "server-nagle": the socket keeps Nagle on). ``profile`` writes a cProfile dump. ``env``
+    is added to the server's environment (e.g. a JUPYTER_PATH holding private kernelspecs).
     """
     if patches:
         code = _LAUNCHER.format(patches="".join(PATCHES[p] for p in patches))
@@ -75,7 +77,8 @@ async def server_process(*flags: str, patches: tuple[str, ...] = (), profile: st
     argv += ["serve", "--port", "0", "--token", TOKEN, "--host", "127.0.0.1", *flags]
     RESULTS.mkdir(parents=True, exist_ok=True)
     with _server_log() as log:
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=log, cwd=ROOT)
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=log, cwd=ROOT,
+                                                    env={**os.environ, **(env or {})})
     drain: asyncio.Task[bytes] | None = None
     try:
         assert proc.stdout is not None
