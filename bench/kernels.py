@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import importlib.util
 import json
@@ -82,6 +83,7 @@ def private_specs(deno: str | None) -> tuple[Path, list[str]]:
     bridge's server gets ``<dir>`` first on its JUPYTER_PATH, and the directory is removed at the end.
     """
     root = Path(tempfile.mkdtemp(prefix="icpy-bench-kernels-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # also when the run fails
     root.chmod(0o755)  # a sandboxed kernel (leased uid) must reach DENO_DIR below
     kernels = root / "kernels"
     skipped = []
@@ -282,7 +284,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             out["interrupt"] = [{"kernel": n, "client": w, **r} for n, w, r in probes]
     for s in skipped:
         print(f"skipped: {s}")
-    shutil.rmtree(root, ignore_errors=True)
     return out
 
 
