@@ -186,6 +186,9 @@ class Execution:
         self.result = self._build_result()
         self.done.set()
         self.emit(self.result)
+        # Nothing is emitted after the result. The registry of recent executions keeps this
+        # object: its listeners would keep the hub's update log and the client alive with it.
+        self.listeners.clear()
         return self.result
 
     def snapshot(self) -> dict[str, Any]:

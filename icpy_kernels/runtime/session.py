@@ -97,14 +97,19 @@ class Session:
                     await self._connect()
                 except BaseException as exc:
                     # Leave nothing running, and let the next execution try a fresh start.
-                    self.state = "new"
+                    if not self.closed:
+                        self.state = "new"
                     await self._disconnect()
                     await self.handle.shutdown()
+                    if self.closed and isinstance(exc, Exception):
+                        raise self._gone() from exc
                     if isinstance(exc, Exception) and not isinstance(exc, IcpyError):
                         raise KernelStartError(
                             f"Kernel {self.language.kernel_name!r} failed to start: {exc}"
                         ) from exc
                     raise
+                if self.closed:  # shut down while starting: shutdown() stops the kernel once we return
+                    raise self._gone()
                 self.state = "idle"
                 self._notify("session_started")
             elif self.state == "dead" or not await self.handle.is_alive():
@@ -142,23 +147,22 @@ class Session:
             current = self.current
             if current is not None and current.result is None:
                 # Its kernel is going away: end it now rather than at its timeout.
-                current.add_update({
-                    "kind": "error", "ename": "SessionRestarted",
-                    "evalue": f"The session was restarted ({reason}); its state is lost",
-                    "traceback": [],
-                })
+                current.add_update(self._restarted_error(reason))
                 current.kernel_restarted = True
                 current.finish("failed")
             await self._restart_locked(reason)
 
     async def _restart_locked(self, reason: str) -> None:
+        if self.closed:  # a shutdown won the race: never bring its kernel back
+            return
         self.state = "starting"
         await self._disconnect()
         if self.handle is not None:
             await self.handle.restart()
         await self._connect()
         self.restarts += 1
-        self.state = "busy" if self.current else "idle"
+        if not self.closed:
+            self.state = "busy" if self.current else "idle"
         self._notify("session_restarted", reason=reason)
 
     async def shutdown(self, reason: str = "requested") -> None:
@@ -171,9 +175,20 @@ class Session:
                 "evalue": f"The session was shut down ({reason})", "traceback": [],
             })
             self.current.finish("failed")
-        await self._disconnect()
-        await self.handle.shutdown()
+        # A kernel start or restart in flight completes first (it sees the session closed):
+        # stopping a kernel while jupyter_client launches it would leave the process running.
+        async with self._start_lock:
+            await self._disconnect()
+            await self.handle.shutdown()
         self._notify("session_shutdown", reason=reason)
+
+    @staticmethod
+    def _restarted_error(reason: str) -> dict[str, Any]:
+        return {"kind": "error", "ename": "SessionRestarted",
+                "evalue": f"The session was restarted ({reason}); its state is lost", "traceback": []}
+
+    def _gone(self) -> SessionNotFound:
+        return SessionNotFound(f"Session {self.id!r} has been shut down", session_id=self.id)
 
     def _notify(self, event: str, **fields: Any) -> None:
         message = {"type": event, "session_id": self.id, "language": self.language.name,
@@ -300,7 +315,17 @@ class Session:
                     raise ValidationError(str(exc), field="config.working_directory",
                                           execution_id=execution.execution_id) from exc
             context = self.language.context(cwd, cfg.environment)
-            reply = await self._run_silent(context.enter)
+            try:
+                reply = await self._run_silent(context.enter)
+            except ConnectionError:
+                # The kernel went away under this step: a shutdown (it never runs, as the
+                # executions queued behind it) or a restart (it ends as a running one would).
+                if self.closed:
+                    raise self._gone() from None
+                execution.add_update(self._restarted_error("requested"))
+                execution.kernel_restarted = True
+                execution.finish("failed")
+                return
             if reply.get("status") != "ok":
                 await self._run_silent(context.exit)
                 raise ValidationError(
@@ -316,6 +341,8 @@ class Session:
                     await self._run_silent(context.exit)
             execution.finish("interrupted")
             return
+        if self.closed:  # shut down during the context step: it never runs
+            raise self._gone()
         self.current = execution
         self.state = "busy"
         execution.started = time.monotonic()

@@ -99,6 +99,9 @@ class Connection:
         except IcpyError as exc:
             exc.details.setdefault("execution_id", request.execution_id)
             self.send(events.error(exc))
+        except Exception as exc:  # a bug: still an error the client can match to its execute
+            log.exception("connection %s: execution %s failed", self.id, request.execution_id)
+            self.send(events.error(IcpyError(f"Internal error: {exc}", execution_id=request.execution_id)))
         return None
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:

@@ -1,0 +1,128 @@
+"""Races and error paths of the core against real kernels through the real server: shutdown,
+restart and interrupt meeting a starting kernel, a queued execution or a finishing one; error
+events that must name their execution; memory that must not outlive a stored result."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from icpy_kernels.events.hub import Feed
+
+from .harness import Client
+
+
+def sid() -> str:
+    return "rb-" + uuid.uuid4().hex[:10]
+
+
+def of(execution_id: str, *kinds: str):
+    def match(m: dict[str, Any]) -> bool:
+        return m.get("execution_id") == execution_id and (not kinds or m["type"] in kinds)
+    return match
+
+
+async def request(client: Client, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    rid = "r-" + uuid.uuid4().hex[:8]
+    await client.send({**message, "request_id": rid})
+    return await client.wait_for(lambda m: m.get("request_id") == rid, timeout)
+
+
+async def kernel_alive(server, session) -> bool:
+    async def alive() -> bool:
+        km = session.handle.km
+        return bool(km.has_kernel) and await km.is_alive()
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(alive(), server.loop))
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_shutdown_while_the_kernel_starts_leaves_no_kernel_and_runs_nothing(server):
+    """The session's first execution is starting its kernel when the session is shut down:
+    the kernel must not survive its session, and the queued code must not run in it."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    await client.send({"type": "execute", "code": "print('ran')", "session_id": session_id,
+                       "execution_id": "rb-start-1"})
+    for _ in range(500):  # until the session exists (its kernel is being started)
+        if session_id in server.manager.sessions:
+            break
+        await asyncio.sleep(0.002)
+    session = server.manager.sessions[session_id]
+    reply = await request(client, {"type": "shutdown_session", "session_id": session_id})
+    assert reply["type"] == "shutdown_session_reply"
+    answer = await client.wait_for(of("rb-start-1", "execution_result", "error"), 60)
+    # A clear end: an error naming the execution, or a result that is not a normal run.
+    if answer["type"] == "error":
+        assert answer["code"] == "session_not_found"
+    else:
+        assert answer["status"] == "failed" and answer["output"] == []
+    await asyncio.sleep(0.5)
+    assert session.closed
+    assert not await kernel_alive(server, session)
+    client.close()
+
+
+SLOW_SILENT = ("import time\n"
+               "get_ipython().events.register('pre_execute', lambda: time.sleep(1.5))\n")
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("operation", ["restart_session", "shutdown_session"])
+async def test_restart_or_shutdown_during_the_context_step_ends_the_execution(server, operation):
+    """The execution's working_directory/environment step runs in the kernel (here slowed by a
+    pre_execute hook) when the session is restarted or shut down: the client still gets an
+    answer naming its execution, never an anonymous internal error."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    _, r = await client.execute(SLOW_SILENT, session_id=session_id)
+    assert r["status"] == "completed"
+    eid = f"rb-ctx-{operation}"
+    await client.send({"type": "execute_streaming", "code": "print('ran')", "session_id": session_id,
+                       "execution_id": eid, "config": {"environment": {"RB_VAR": "1"}}})
+    await asyncio.sleep(0.6)  # the context step is in the kernel's pre_execute sleep
+    reply = await request(client, {"type": operation, "session_id": session_id})
+    assert reply["type"] == f"{operation}_reply", reply
+    answer = await client.wait_for(of(eid, "execution_result", "error"), 30)
+    if operation == "shutdown_session":
+        assert answer["type"] == "error" and answer["code"] == "session_not_found"
+    else:
+        assert answer["type"] == "execution_result"
+        assert answer["status"] == "failed" and answer["kernel_restarted"] is True
+        assert answer["error"]["ename"] == "SessionRestarted" and answer["output"] == []
+        _, r = await client.execute("print('after')", session_id=session_id)
+        assert r["status"] == "completed" and r["output"] == ["after"]
+        await request(client, {"type": "shutdown_session", "session_id": session_id})
+    assert not [m for m in client.buffer if m["type"] == "error" and m.get("execution_id") is None]
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_update_log_is_not_kept_once_the_result_is_stored(server):
+    """The hub keeps an execution's update log for resume until its result is in the history;
+    after that only the history holds it. The recent-executions registry must not keep it (nor
+    the connection that ran it) alive through the execution's listeners."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    eid = "rb-memory-1"
+    _, r = await client.execute("for i in range(300): print(i, flush=True)", streaming=True,
+                                session_id=session_id, execution_id=eid)
+    assert r["status"] == "completed"
+    hub = server.server.service.hub
+    deadline = time.monotonic() + 10
+    while eid in hub.feeds and time.monotonic() < deadline:  # noqa: ASYNC110 (another thread's dict)
+        await asyncio.sleep(0.05)
+    assert eid not in hub.feeds  # stored
+    assert eid in server.manager.executions  # still answered from memory
+
+    async def feeds_alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, Feed) and o.execution_id == eid)
+
+    assert server.call(feeds_alive()) == 0
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    client.close()
