@@ -89,6 +89,8 @@ class SandboxPolicy:
             "dedicated_uid": caps.root,
             "cgroup_controllers": caps.cgroup_controllers,
             "landlock_abi": caps.landlock_abi,
+            "seccomp": caps.seccomp,
+            "seccomp_error": caps.seccomp_error,
             "bwrap_error": caps.bwrap_error,
             "limits": self.limits(),
             "workspace_root": str(self.root),

@@ -13,6 +13,13 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _seccomp_line(info: dict, tier: str) -> str:
+    if not info["seccomp"]:
+        return f"unavailable ({info['seccomp_error']})"
+    sockets = "unix sockets only when isolated" if tier != "bwrap" else "no exotic socket families"
+    return f"filter on every tier (no ptrace, mount, namespaces, bpf, io_uring, ...; {sockets})"
+
+
 async def report(settings: Settings) -> tuple[str, int]:
     """The text to print and the exit status (1 when ``--sandbox require`` cannot be met)."""
     policy = SandboxPolicy(settings)
@@ -29,6 +36,7 @@ async def report(settings: Settings) -> tuple[str, int]:
             f"{'' if info['tier_requested'] == 'auto' else ' (forced by --sandbox-tier)'}",
             f"bubblewrap:        {'usable' if 'bwrap' in info['available_tiers'] else info['bwrap_error']}",
             f"landlock ABI:      {info['landlock_abi'] or 'none'}",
+            f"seccomp:           {_seccomp_line(info, tier)}",
             f"network:           {'isolated by default' if info['network_isolation'] else 'NOT isolatable: sessions are refused unless they ask for network'}"
             f"{' (--allow-network lets a session ask)' if settings.allow_network else ''}",
             f"kernel uid:        {'a dedicated uid per kernel from ' + settings.sandbox_uid_range if info['dedicated_uid'] else 'the server uid (in a user namespace on tier A)'}",

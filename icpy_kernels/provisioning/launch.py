@@ -8,7 +8,8 @@ Stages, comma-separated, run in this order, then ``exec`` CMD:
          its parent and subreaper, so a setsid/double-forked daemon stays its child; when the
          kernel exits, or on SIGTERM, it kills every descendant and exits (tiers B and C when
          neither a dedicated uid nor a pid namespace can do that)
-  inner  set rlimits, drop to the sandbox uid, set no_new_privs, apply Landlock, chdir
+  inner  set rlimits, drop to the sandbox uid, set no_new_privs, apply Landlock and the
+         seccomp filter, chdir
 """
 
 from __future__ import annotations
@@ -34,6 +35,39 @@ NET_BIND_TCP = 1 << 0
 # ABI 6: no signals to, no abstract unix sockets of, processes outside the domain (the server).
 SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
 SCOPE_SIGNAL = 1 << 1
+
+# seccomp: a classic BPF filter assembled here (no libseccomp needed). Numbers per audit arch.
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+X32_SYSCALL_BIT = 0x40000000  # x86_64's x32 ABI: other numbers, same arch value: all denied
+_DENIED_NAMES = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module", "mount", "umount2", "pivot_root",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "swapon", "swapoff", "reboot", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
+    "request_key", "unshare", "setns", "open_by_handle_at", "acct", "quotactl",
+    "lookup_dcookie", "syslog", "iopl", "ioperm",
+    # io_uring can open sockets (IORING_OP_SOCKET) where no filter sees them.
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
+)
+SYSCALLS = {
+    "x86_64": dict(zip(_DENIED_NAMES, (
+        101, 310, 311, 246, 320, 175, 313, 176, 165, 166, 155, 428, 429, 430, 431, 432, 433, 442,
+        167, 168, 169, 321, 298, 323, 250, 248, 249, 272, 308, 304, 163, 179, 212, 103, 172, 173,
+        425, 426, 427), strict=True), socket=41, socketpair=53, clone=56, clone3=435),
+    "aarch64": dict(zip(_DENIED_NAMES, (
+        117, 270, 271, 104, 294, 105, 273, 106, 40, 39, 41, 428, 429, 430, 431, 432, 433, 442,
+        224, 225, 142, 280, 241, 282, 219, 217, 218, 97, 268, 265, 89, 60, 18, 116, None, None,
+        425, 426, 427), strict=True), socket=198, socketpair=199, clone=220, clone3=435),
+}
+AF_UNIX, AF_NETLINK, NETLINK_ROUTE = 1, 16, 0
+# clone(): CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (clone3 hides its flags
+# in memory a filter cannot read: it gets ENOSYS and glibc falls back to clone).
+CLONE_NEW_MASK = 0x7E020000
+EPERM, EACCES, ENOSYS = 1, 13, 38
+RET_ALLOW = 0x7FFF0000
+RET_ERRNO = 0x00050000
 
 
 def _fail(message: str) -> None:
@@ -82,6 +116,68 @@ def _landlock(spec: dict) -> None:
     if libc.syscall(SYS_LANDLOCK["restrict_self"], ruleset, 0) < 0:
         _fail(f"landlock_restrict_self failed: errno {ctypes.get_errno()}")
     os.close(ruleset)
+
+
+def seccomp_program(arch: str, families: list[int]) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions: ``socket()`` only for ``families`` and
+    NETLINK_ROUTE (EACCES otherwise), ``socketpair()`` only AF_UNIX, no namespaces from
+    ``clone``, ENOSYS for ``clone3``, EPERM for ``_DENIED_NAMES`` and any other ABI; the rest
+    allowed. NETLINK_ROUTE only reads interfaces and addresses without CAP_NET_ADMIN, and
+    getifaddrs() needs it: libzmq aborts the kernel when it fails (ipykernel binds a tcp pipe)."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    table = SYSCALLS[arch]
+    # Each entry: (code, k, true label, false label); labels name instructions below.
+    prog: list[tuple[int, int, str | None, str | None]] = [
+        (ld, 4, None, None), (jeq, AUDIT_ARCH[arch], None, "eperm"), (ld, 0, None, None)]
+    if arch == "x86_64":
+        prog.append((jge, X32_SYSCALL_BIT, "eperm", None))
+    prog += [(jeq, nr, "eperm", None) for name, nr in table.items()
+             if name in _DENIED_NAMES and nr is not None]
+    prog += [(jeq, table["socket"], "socket", None), (jeq, table["socketpair"], "socketpair", None),
+             (jeq, table["clone"], "clone", None), (jeq, table["clone3"], "enosys", None),
+             (ret, RET_ALLOW, None, None)]
+    labels = {"socket": len(prog)}
+    prog.append((ld, 16, None, None))  # low word of args[0], the family (little endian)
+    prog += [(jeq, family, "allow", None) for family in families if family != AF_NETLINK]
+    prog += [(jeq, AF_NETLINK, None, "eacces"), (ld, 32, None, None),  # args[2], the protocol
+             (jeq, NETLINK_ROUTE, "allow", "eacces")]
+    labels["socketpair"] = len(prog)
+    prog += [(ld, 16, None, None), (jeq, AF_UNIX, "allow", "eacces")]
+    labels["clone"] = len(prog)
+    prog += [(ld, 16, None, None), (jset, CLONE_NEW_MASK, "eperm", "allow")]
+    for label, value in (("allow", RET_ALLOW), ("eperm", RET_ERRNO | EPERM),
+                         ("eacces", RET_ERRNO | EACCES), ("enosys", RET_ERRNO | ENOSYS)):
+        labels[label] = len(prog)
+        prog.append((ret, value, None, None))
+    out = []
+    for i, (code, k, jt, jf) in enumerate(prog):
+        offsets = [labels[x] - i - 1 if x else 0 for x in (jt, jf)]
+        if not all(0 <= o <= 255 for o in offsets):
+            raise ValueError(f"seccomp jump out of range at {i}")
+        out.append((code, offsets[0], offsets[1], k))
+    return out
+
+
+def _seccomp(spec: dict) -> None:
+    import platform
+
+    arch = platform.machine()
+    if arch not in AUDIT_ARCH:
+        _fail(f"seccomp: unsupported architecture {arch}")
+    prog = seccomp_program(arch, [int(f) for f in spec["families"]])
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    filters = (SockFilter * len(prog))(*(SockFilter(*ins) for ins in prog))
+    fprog = SockFprog(len(prog), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        _fail(f"prctl(PR_SET_SECCOMP) failed: errno {ctypes.get_errno()}")
 
 
 def _children() -> list[int]:
@@ -169,6 +265,8 @@ def inner(spec: dict) -> None:
         _fail("prctl(PR_SET_NO_NEW_PRIVS) failed")
     if spec.get("landlock"):
         _landlock(spec)
+    if spec.get("seccomp"):
+        _seccomp(spec["seccomp"])  # last: the stages above need none of what it denies
     if spec.get("cwd"):
         os.chdir(spec["cwd"])
 

@@ -23,6 +23,28 @@ ENV_ALLOW = (
 )
 
 
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+
+
+def socket_families(tier: str, network: bool) -> list[int]:
+    """Address families the seccomp filter lets ``socket()`` create, besides netlink's
+    read-only NETLINK_ROUTE (which lists interfaces); every other one (packet, vsock, alg,
+    other netlink protocols, ...: kernel attack surface no kernel needs) fails with EACCES.
+
+    Isolated on tier A, IP stays: it reaches only the sandbox's own empty namespace (a server
+    the user starts on its loopback still works). Isolated on B and C: unix sockets only, the
+    one thing that stops UDP there (Landlock covers TCP alone)."""
+    if network or tier == "bwrap":
+        return [AF_UNIX, AF_INET, AF_INET6]
+    return [AF_UNIX]
+
+
+def family_names(families: list[int]) -> list[str]:
+    """What ``socket()`` may create under the filter, for reports (NETLINK_ROUTE always)."""
+    names = {AF_UNIX: "unix", AF_INET: "inet", AF_INET6: "inet6"}
+    return [names.get(f, str(f)) for f in families] + ["netlink_route"]
+
+
 def allowed(name: str, patterns: tuple[str, ...]) -> bool:
     return any(name == p or (p.endswith("*") and name.startswith(p[:-1])) for p in patterns)
 

@@ -8,7 +8,9 @@ import ctypes
 import os
 import platform
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import cgroups
@@ -23,6 +25,8 @@ class Capabilities:
     bwrap: str | None = None
     bwrap_error: str | None = None
     landlock_abi: int = 0
+    seccomp: bool = False
+    seccomp_error: str | None = None
     cgroup_controllers: list[str] = field(default_factory=list)
 
     @property
@@ -36,7 +40,9 @@ class Capabilities:
         return available
 
     def network_isolation(self, tier: str) -> bool:
-        return tier == "bwrap" or (tier == "landlock" and self.landlock_abi >= 4)
+        """Namespaces (A), or seccomp allowing only unix sockets (B, C). Landlock's TCP rules
+        (ABI >= 4) alone are not enough: UDP gets through."""
+        return tier == "bwrap" or self.seccomp
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "tiers": self.tiers}
@@ -74,6 +80,33 @@ async def _try_bwrap(path: str, root: bool) -> str | None:
     return None if proc.returncode == 0 else (err.decode(errors="replace").strip() or f"exit {proc.returncode}")
 
 
+# Run under the launcher's filter: an IP socket must fail with EACCES, a unix socket work.
+_SECCOMP_CHECK = (
+    "import socket\n"
+    "socket.socket(socket.AF_UNIX).close()\n"
+    "try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "except PermissionError:\n    print('denied')\n"
+)
+
+
+async def _try_seccomp() -> str | None:
+    """The launcher's own filter, applied for real in a child: None if it works."""
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "aarch64"):
+        return f"no seccomp filter for {platform.system()} {platform.machine()}"
+    launcher = str(Path(__file__).with_name("launch.py"))
+    cmd = [sys.executable, "-I", "-S", launcher, "inner", '{"seccomp": {"families": [1]}}', "--",
+           sys.executable, "-I", "-S", "-c", _SECCOMP_CHECK]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    except (OSError, TimeoutError) as exc:
+        return str(exc)
+    if proc.returncode == 0 and out.strip() == b"denied":
+        return None
+    return err.decode(errors="replace").strip() or f"exit {proc.returncode}, output {out!r}"
+
+
 _cached: Capabilities | None = None
 
 
@@ -91,6 +124,8 @@ async def probe(refresh: bool = False) -> Capabilities:
         caps.bwrap_error = error
     with contextlib.suppress(OSError, AttributeError):
         caps.landlock_abi = landlock_abi()
+    caps.seccomp_error = await _try_seccomp()
+    caps.seccomp = caps.seccomp_error is None
     caps.cgroup_controllers = sorted(cgroups.writable_bases())
     _cached = caps
     return caps

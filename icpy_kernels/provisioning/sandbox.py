@@ -3,8 +3,9 @@
 Named in a kernelspec's metadata (``{"kernel_provisioner": {"provisioner_name": "icpy-sandbox",
 "config": {...}}}``) or injected by the bridge, it works for any jupyter_client front end. Tiers:
 A ``bwrap`` (namespaces, read-only root, private /tmp, no network), B ``landlock`` (read-only
-root through Landlock, network denied on ABI >= 4), C ``rlimits`` (only limits and a uid).
-Each adds a dedicated uid (when the server is root), rlimits and cgroup limits where writable.
+root through Landlock, TCP denied on ABI >= 4), C ``rlimits`` (only limits and a uid).
+Each adds a dedicated uid (when the server is root), rlimits, cgroup limits where writable, and
+the launcher's seccomp filter where it works (on B and C, what isolates the network).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class SandboxProvisioner(LocalProvisioner):
                 "the sandbox is required but only tier C (rlimits) is available here: "
                 f"{caps.bwrap_error or 'bwrap unusable'}; Landlock ABI {caps.landlock_abi}")
         if not self.network and not caps.network_isolation(self._chosen):
-            why = (f"{caps.bwrap_error or 'no bwrap'}; Landlock ABI {caps.landlock_abi} < 4"
-                   if self.tier == "auto" else "the tier was forced")
+            why = (f"{caps.bwrap_error or 'no bwrap'}; no seccomp filter: {caps.seccomp_error}"
+                   if self.tier == "auto" else f"the tier was forced; no seccomp filter: {caps.seccomp_error}")
             raise SandboxError(
                 f"network isolation cannot be enforced on sandbox tier {self._chosen!r} ({why}): "
                 "use a stronger tier (install bubblewrap), or allow this kernel the network")
@@ -144,6 +145,8 @@ class SandboxProvisioner(LocalProvisioner):
             count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()))
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
         outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
+        if caps.seccomp:
+            inner["seccomp"] = {"families": policy.socket_families(self._chosen, self.network)}
         if self._chosen == "bwrap":
             # Our pid namespace's init is bwrap: ipykernel's parent poller must not watch it.
             inner["env"]["JPY_PARENT_PID"] = "1"
@@ -162,7 +165,7 @@ class SandboxProvisioner(LocalProvisioner):
             full = policy.direct_command(kernel_cmd=cmd, spec={**outer, **inner},
                                          supervise=self._supervised)
         info = await super().launch_kernel(full, **kwargs)
-        self.report = self._describe(limits)
+        self.report = self._describe(limits, inner.get("seccomp"))
         return info
 
     @property
@@ -186,9 +189,11 @@ class SandboxProvisioner(LocalProvisioner):
                     f"{self._chosen!r} cannot hide it behind a mount (install bubblewrap, or "
                     "install Python and icpy_kernels where other users can read them)")
 
-    def _describe(self, limits: dict[str, int]) -> dict[str, Any]:
+    def _describe(self, limits: dict[str, int], seccomp: dict[str, Any] | None) -> dict[str, Any]:
         cg = self._cgroup.controllers if self._cgroup else []
         return {
+            "seccomp": {"enabled": seccomp is not None,
+                        "socket_families": policy.family_names(seccomp["families"]) if seccomp else None},
             "tier": self._chosen, "tier_letter": TIER_LETTER[self._chosen],
             "uid": self.uid if self.uid is not None else os.getuid(),
             "dedicated_uid": self.uid is not None,

@@ -37,7 +37,7 @@ def _unreachable(tier: str) -> str | None:
 @pytest.fixture(scope="module", params=["landlock", "rlimits"])
 def tier_server(request):
     tier = request.param
-    # Tier C cannot isolate the network: its sessions must ask for it, so the server allows it.
+    # Without seccomp tier C cannot isolate the network: its sessions must ask for it.
     srv = ThreadedServer(**{**LIMITS, "sandbox": "auto"}, sandbox_tier=tier,
                          allow_network=tier == "rlimits").start()
     caps = srv.call(probe())
@@ -45,7 +45,8 @@ def tier_server(request):
         srv.stop()
         pytest.skip(f"tier {tier!r} is not available here (Landlock ABI {caps.landlock_abi})")
     srv.tier, srv.unreachable = tier, _unreachable(tier)
-    srv.fields = {"config": {"network": True}} if tier == "rlimits" else {}
+    srv.fields = {"config": {"network": True}} if tier == "rlimits" and not caps.seccomp else {}
+    srv.seccomp = caps.seccomp
     yield srv
     srv.stop()
 
@@ -66,12 +67,13 @@ async def test_tier_is_the_one_forced_and_reported(tier_server):
     assert report["tier"] == tier_server.tier and report["dedicated_uid"] is ROOT, report
     uid = int(out(r).split()[0])
     assert (uid != 0) if ROOT else (uid == os.getuid()), r
-    assert report["network"] == ("allowed" if tier_server.tier == "rlimits" else "isolated")
+    assert report["network"] == ("allowed" if tier_server.fields else "isolated")
+    assert report["seccomp"]["enabled"] is tier_server.seccomp, report
 
 
 async def test_tier_c_refuses_a_session_that_needs_network_isolation(tier_server):
-    if tier_server.tier != "rlimits":
-        pytest.skip("only tier C cannot isolate the network")
+    if tier_server.tier != "rlimits" or tier_server.seccomp:
+        pytest.skip("only tier C without seccomp cannot isolate the network")
     client = await Client.connect(tier_server.url())
     _, err = await client.execute("1", session_id="needs-isolation")
     assert err["type"] == "error" and err["code"] == "sandbox_unavailable", err
@@ -81,22 +83,28 @@ async def test_tier_c_refuses_a_session_that_needs_network_isolation(tier_server
 
 
 async def test_network(tier_server):
-    # UDP connect() sends nothing; TCP goes to the test server on loopback only.
+    # Creating the UDP socket is the test (connect() to TEST-NET would send nothing anyway);
+    # TCP goes to the test server on loopback only.
     code = (
         "import socket\n"
-        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-        "try:\n    s.connect(('192.0.2.1', 9)); print('udp connected')\n"
-        "except OSError as e: print('udp', type(e).__name__)\n"
-        "t = socket.socket()\nt.settimeout(2)\n"
-        f"try:\n    t.connect(('127.0.0.1', {tier_server.port})); print('tcp connected')\n"
+        "try:\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); print('udp socket')\n"
+        "    s.connect(('192.0.2.1', 9)); print('udp connected')\n"
+        "except OSError as e: print('udp', type(e).__name__, e)\n"
+        f"try:\n    t = socket.create_connection(('127.0.0.1', {tier_server.port}), 2); print('tcp connected')\n"
         "except OSError as e: print('tcp', type(e).__name__)\n"
+        "a, b = socket.socketpair(); a.send(b'u'); print('unix', b.recv(1).decode())\n"
     )
     text = out(await run(tier_server, code))
-    if tier_server.tier == "landlock":
+    assert "unix u" in text, text
+    if tier_server.fields:
+        assert "tcp connected" in text, text  # tier C without seccomp: network sessions only
+    elif tier_server.seccomp:
+        # Only unix sockets: no UDP, no TCP, whatever Landlock's ABI.
+        assert "udp PermissionError [Errno 13] Permission denied" in text, text
+        assert "udp socket" not in text and "tcp PermissionError" in text, text
+    else:
         assert "tcp PermissionError" in text, text  # Landlock ABI >= 4 denies TCP connect
         assert "udp connected" in text, text  # ...but not UDP (docs/security.md says so)
-    else:
-        assert "tcp connected" in text, text  # tier C: only sessions that asked for network
 
 
 async def test_writes_outside_the_workspace(tier_server):

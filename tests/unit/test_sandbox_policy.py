@@ -67,6 +67,11 @@ def test_tier_choice():
     caps = Capabilities(root=True, bwrap="/usr/bin/bwrap", landlock_abi=3)
     assert choose_tier(caps) == "bwrap" and caps.network_isolation("bwrap")
     assert not caps.network_isolation("landlock") and not caps.network_isolation("rlimits")
+    # Landlock's TCP rules alone leave UDP open: B and C isolate only with seccomp.
+    caps.landlock_abi = 7
+    assert not caps.network_isolation("landlock")
+    caps.seccomp = True
+    assert caps.network_isolation("landlock") and caps.network_isolation("rlimits")
     bare = Capabilities(root=False, bwrap_error="not installed")
     assert choose_tier(bare) == "rlimits"
     with pytest.raises(ValueError, match="not installed"):
@@ -92,7 +97,8 @@ async def test_forced_tier_is_validated_and_reported():
     try:
         info = await sandbox.describe()
         assert info["tier"] == "rlimits" and info["tier_requested"] == "rlimits"
-        assert info["network_isolation"] is False and info["tier_error"] is None
+        # Tier C isolates the network exactly when the seccomp filter works here.
+        assert info["network_isolation"] is info["seccomp"] and info["tier_error"] is None
         assert sandbox.provisioner("s", SessionSandbox())["config"]["tier"] == "rlimits"
     finally:
         sandbox.close()
