@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from typing import Any
 
+from icpy_kernels.provisioning import policy
 from icpy_kernels.provisioning.uids import processes_of
 
 from ..integration.harness import Client
@@ -74,3 +76,13 @@ async def members_gone(ident: tuple[int, str, str], within: float = 5.0) -> list
             return left
         await asyncio.sleep(0.1)
     return sandbox_members(ident)
+
+
+def unreachable(tier: str) -> str | None:
+    """Why a root server's kernels cannot run on tiers B/C here (Python under a 0700 /root)."""
+    if os.geteuid() == 0 and tier != "bwrap":
+        for path in policy.runtime_paths([sys.executable], os.environ.get("PATH", os.defpath)):
+            if hidden := policy.hidden_ancestor(path):
+                return (f"a root server's dedicated uid cannot reach {path} (inside {hidden}) on "
+                        f"tier {tier!r}: run the suite as an ordinary user to cover this tier")
+    return None

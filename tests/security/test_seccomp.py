@@ -1,5 +1,6 @@
-"""The launcher's seccomp filter in real kernels, on the tier this server runs (A here; B and C
-are covered in test_tiers.py): what it denies, and that python, bash and javascript still run."""
+"""The launcher's seccomp filter in real kernels on each tier this machine runs (A, and B and C
+forced; a root server skips B and C when its Python is unreachable to the kernel's uid): what
+it denies, and that python, bash and javascript kernels still start and run under it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pytest
 
 from icpy_kernels.provisioning.probe import probe
 
-from ..integration.harness import Client
-from .helpers import out
+from ..integration.harness import Client, ThreadedServer
+from .conftest import LIMITS
+from .helpers import out, unreachable
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 
@@ -36,19 +38,27 @@ print('fork', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 
 
-def seccomp_or_skip(server):
-    caps = server.call(probe())
-    if not caps.seccomp:
-        pytest.skip(f"no seccomp filter here: {caps.seccomp_error}")
+@pytest.fixture(scope="module", params=["bwrap", "landlock", "rlimits"])
+def tier_server(request):
+    """Isolated sessions on every tier: with seccomp, tier C can isolate them too."""
+    srv = ThreadedServer(**{**LIMITS, "sandbox": "auto"}, sandbox_tier=request.param).start()
+    caps = srv.call(probe())
+    skip = (None if caps.seccomp else f"no seccomp filter here: {caps.seccomp_error}") or \
+        (None if request.param in caps.tiers else f"tier {request.param!r} is not available here") or \
+        unreachable(request.param)
+    if skip:
+        srv.stop()
+        pytest.skip(skip)
+    yield srv
+    srv.stop()
 
 
-async def test_python_kernel_is_filtered(server):
-    seccomp_or_skip(server)
-    client = await Client.connect(server.url())
+async def test_python_kernel_is_filtered(tier_server):
+    client = await Client.connect(tier_server.url())
     _, r = await client.execute(PYTHON, session_id="seccomp-py", timeout=60)
     text = out(r)
     assert r.get("status") == "completed", r
-    report = server.sessions()["seccomp-py"]["sandbox"]
+    report = tier_server.sessions()["seccomp-py"]["sandbox"]
     assert report["seccomp"]["enabled"] is True, report
     if report["tier"] == "bwrap":  # IP reaches only the sandbox's own, empty namespace
         assert report["seccomp"]["socket_families"] == ["unix", "inet", "inet6", "netlink_route"]
@@ -63,9 +73,8 @@ async def test_python_kernel_is_filtered(server):
     client.close()
 
 
-async def test_bash_and_javascript_kernels_run_filtered(server):
-    seccomp_or_skip(server)
-    client = await Client.connect(server.url())
+async def test_bash_and_javascript_kernels_run_filtered(tier_server):
+    client = await Client.connect(tier_server.url())
     _, r = await client.execute(
         "grep '^Seccomp:' /proc/self/status; (echo sub $((6*7))) | cat; unshare -U true || echo unshare denied",
         language="bash", session_id="seccomp-bash", timeout=60)

@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 import pytest
 
-from icpy_kernels.provisioning import policy
 from icpy_kernels.provisioning.probe import probe
 
 from ..integration.harness import TOKEN, Client, ThreadedServer
 from .conftest import LIMITS, ROOT
-from .helpers import out
+from .helpers import out, unreachable
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 SESSION = "tier-attacker"
-
-
-def _unreachable(tier: str) -> str | None:
-    if ROOT:
-        for path in policy.runtime_paths([sys.executable], os.environ.get("PATH", os.defpath)):
-            if hidden := policy.hidden_ancestor(path):
-                return (f"a root server's dedicated uid cannot reach {path} (inside {hidden}) on "
-                        f"tier {tier!r}: run the suite as an ordinary user to cover this tier")
-    return None
 
 
 @pytest.fixture(scope="module", params=["landlock", "rlimits"])
@@ -44,7 +33,7 @@ def tier_server(request):
     if tier not in caps.tiers:
         srv.stop()
         pytest.skip(f"tier {tier!r} is not available here (Landlock ABI {caps.landlock_abi})")
-    srv.tier, srv.unreachable = tier, _unreachable(tier)
+    srv.tier, srv.unreachable = tier, unreachable(tier)
     srv.fields = {"config": {"network": True}} if tier == "rlimits" and not caps.seccomp else {}
     srv.seccomp = caps.seccomp
     yield srv
