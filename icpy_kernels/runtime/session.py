@@ -423,6 +423,10 @@ class Session:
             return False
         execution.interrupt_requested = True
         await self._until_in_user_code(execution)
+        if self.current is not execution or execution.done.is_set():
+            # It ended while we waited: the signal would land on the next execution's cell
+            # (or before it, where ipykernel drops the request and it hangs to its timeout).
+            return False
         await self.handle.interrupt()
         return True
 

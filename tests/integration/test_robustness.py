@@ -80,7 +80,7 @@ async def test_restart_or_shutdown_during_the_context_step_ends_the_execution(se
     client = await Client.connect(server.url())
     session_id = sid()
     _, r = await client.execute(SLOW_SILENT, session_id=session_id)
-    assert r["status"] == "completed"
+    assert r.get("status") == "completed", r
     eid = f"rb-ctx-{operation}"
     await client.send({"type": "execute_streaming", "code": "print('ran')", "session_id": session_id,
                        "execution_id": eid, "config": {"environment": {"RB_VAR": "1"}}})
@@ -124,5 +124,33 @@ async def test_update_log_is_not_kept_once_the_result_is_stored(server):
         return sum(1 for o in gc.get_objects() if isinstance(o, Feed) and o.execution_id == eid)
 
     assert server.call(feeds_alive()) == 0
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_an_interrupt_that_arrives_as_the_execution_ends_spares_the_next_one(server):
+    """An interrupt waits for the cell to start (ipykernel ignores an early SIGINT), then a
+    moment more. If the execution ends in that moment, the signal must not land on the next
+    execution of the queue (which would fail, or hang until its timeout)."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    await client.execute("import time", session_id=session_id)
+    raced = 0
+    for attempt in range(5):
+        a, b = f"rb-int-a{attempt}", f"rb-int-b{attempt}"
+        await client.send({"type": "execute_streaming", "code": "time.sleep(0.04)", "execution_id": a,
+                           "session_id": session_id})
+        await client.send({"type": "execute", "code": "time.sleep(1.5); print('B')", "execution_id": b,
+                           "session_id": session_id, "config": {"timeout": 15}})
+        await client.wait_for(of(a, "execution_started"))
+        reply = await request(client, {"type": "interrupt", "session_id": session_id})
+        assert reply["type"] == "interrupt_reply"
+        result = await client.wait_for(of(b, "execution_result"), 30)
+        if reply["execution_id"] != a:
+            continue  # the interrupt came after A had ended: B was rightly interrupted
+        raced += 1
+        assert (result["status"], result["output"]) == ("completed", ["B"]), result
+    assert raced, "the interrupt never reached the server while A ran"
     await request(client, {"type": "shutdown_session", "session_id": session_id})
     client.close()
