@@ -78,6 +78,8 @@ class Service:
         if execution_id is not None:
             execution = self.manager.get_execution(execution_id)
             session_id = execution.session_id
+            if execution.result is not None:  # finished: its session may be gone by now
+                return {"session_id": session_id, "execution_id": execution_id, "interrupted": False}
             session = self.manager.get(session_id)
             if session.current is not execution:
                 # Still queued (or starting its kernel): it will end as interrupted, unrun.

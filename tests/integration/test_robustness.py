@@ -154,3 +154,19 @@ async def test_an_interrupt_that_arrives_as_the_execution_ends_spares_the_next_o
     assert raced, "the interrupt never reached the server while A ran"
     await request(client, {"type": "shutdown_session", "session_id": session_id})
     client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_interrupting_a_finished_execution_of_a_closed_session_answers_false(server):
+    """docs/protocol.md: interrupting an execution that already finished answers
+    ``interrupted: false`` — also when its session has since been shut down."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    _, r = await client.execute("1", session_id=session_id, execution_id="rb-int-done")
+    assert r["status"] == "completed"
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    reply = await request(client, {"type": "interrupt", "execution_id": "rb-int-done"})
+    assert reply["type"] == "interrupt_reply", reply
+    assert (reply["execution_id"], reply["session_id"], reply["interrupted"]) == \
+        ("rb-int-done", session_id, False)
+    client.close()
