@@ -170,3 +170,64 @@ async def test_interrupting_a_finished_execution_of_a_closed_session_answers_fal
     assert (reply["execution_id"], reply["session_id"], reply["interrupted"]) == \
         ("rb-int-done", session_id, False)
     client.close()
+
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_kernel_that_dies_while_idle_is_replaced_for_the_next_execution(server):
+    client = await Client.connect(server.url())
+    session_id = sid()
+    _, r = await client.execute("import os, threading\nthreading.Timer(0.3, os._exit, (1,)).start()",
+                                session_id=session_id)
+    assert r["status"] == "completed"
+    await asyncio.sleep(1.5)  # the kernel is gone, nothing running
+    events, r = await client.execute("print('again')", session_id=session_id, streaming=True)
+    assert (r["status"], r["output"]) == ("completed", ["again"]), r
+    assert server.sessions()[session_id]["restarts"] == 1
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_the_same_execution_id_twice_at_once_runs_the_code_once(server):
+    one = await Client.connect(server.url())
+    two = await Client.connect(server.url())
+    session_id = sid()
+    code = "import time\nruns = globals().get('runs', 0) + 1\ntime.sleep(0.5)\nprint(runs)"
+    message = {"type": "execute_streaming", "code": code, "session_id": session_id, "execution_id": "rb-twice"}
+    await asyncio.gather(one.send(message), two.send(message))
+    r1 = await one.wait_for(of("rb-twice", "execution_result", "error"))
+    r2 = await two.wait_for(of("rb-twice", "execution_result", "error"))
+    assert r1["type"] == r2["type"] == "execution_result"
+    assert r1["output"] == r2["output"] == ["1"]
+    for client in (one, two):  # each saw the stream once, from seq 1, without gaps
+        updates = [m["seq"] for m in client.buffer if of("rb-twice", "execution_update")(m)]
+        assert updates == list(range(1, len(updates) + 1)) and updates
+    _, r = await one.execute("print(runs)", session_id=session_id)
+    assert r["output"] == ["1"]
+    await request(one, {"type": "shutdown_session", "session_id": session_id})
+    one.close()
+    two.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_shutdown_with_executions_queued_ends_each_of_them_promptly(server):
+    client = await Client.connect(server.url())
+    session_id = sid()
+    await client.execute("import time", session_id=session_id)
+    ids = ["rb-q-run", "rb-q-1", "rb-q-2"]
+    for eid in ids:
+        await client.send({"type": "execute_streaming", "code": "time.sleep(20)", "session_id": session_id,
+                           "execution_id": eid})
+    await client.wait_for(of(ids[0], "execution_started"))
+    start = time.monotonic()
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    running = await client.wait_for(of(ids[0], "execution_result", "error"), 15)
+    assert running["type"] == "execution_result" and running["status"] == "failed"
+    assert running["error"]["ename"] == "SessionShutdown"
+    for eid in ids[1:]:
+        answer = await client.wait_for(of(eid, "execution_result", "error"), 15)
+        assert answer["type"] == "error" and answer["code"] == "session_not_found", answer
+        assert not [m for m in client.buffer if of(eid, "execution_started")(m)]
+    assert time.monotonic() - start < 10
+    client.close()
