@@ -56,6 +56,9 @@ class SessionManager:
             session_id = self.default_session_id(connection_id, language)
         session = self.sessions.get(session_id)
         if session is not None:
+            if session.closed:
+                # Still stopping its kernel: a new one under this id would share its workspace.
+                raise SessionNotFound(f"Session {session_id!r} is shutting down", session_id=session_id)
             if session.language.kernel_name != language.kernel_name:
                 raise SessionConflict(
                     f"Session {session_id!r} runs {session.language.name}, not {language.name}",
@@ -88,10 +91,15 @@ class SessionManager:
         return session
 
     async def shutdown_session(self, session_id: str, reason: str = "requested") -> None:
-        session = self.sessions.pop(session_id, None)
-        if session is None:
+        session = self.sessions.get(session_id)
+        if session is None or session.closed:
             raise SessionNotFound(f"No session {session_id!r}", session_id=session_id)
-        await session.shutdown(reason)
+        try:
+            await session.shutdown(reason)
+        finally:
+            # The id is free once the kernel is gone, not before (see get_or_create).
+            if self.sessions.get(session_id) is session:
+                del self.sessions[session_id]
 
     async def close_connection(self, connection_id: str) -> None:
         """A connection went away: its default sessions go with it (running work is interrupted)."""

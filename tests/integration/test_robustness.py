@@ -231,3 +231,29 @@ async def test_shutdown_with_executions_queued_ends_each_of_them_promptly(server
         assert not [m for m in client.buffer if of(eid, "execution_started")(m)]
     assert time.monotonic() - start < 10
     client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_session_id_is_not_reused_while_its_kernel_shuts_down(server):
+    """``execute`` right behind ``shutdown_session`` (same id, reply not awaited): it must not
+    start a second kernel under that id while the first one is still being stopped (they
+    share the session's workspace). It is refused; once the shutdown is answered the id is
+    free again."""
+    client = await Client.connect(server.url())
+    session_id = sid()
+    _, r = await client.execute("x = 1", session_id=session_id)
+    assert r["status"] == "completed"
+    for attempt in range(2):
+        rid = f"rb-reuse-{attempt}"
+        await client.send({"type": "shutdown_session", "session_id": session_id, "request_id": rid})
+        await client.send({"type": "execute", "code": "print('ran')", "session_id": session_id,
+                           "execution_id": f"rb-reuse-x{attempt}"})
+        reply = await client.wait_for(lambda m, rid=rid: m.get("request_id") == rid)
+        assert reply["type"] == "shutdown_session_reply"
+        answer = await client.wait_for(of(f"rb-reuse-x{attempt}", "execution_result", "error"), 30)
+        assert answer["type"] == "error" and answer["code"] == "session_not_found", answer
+        assert session_id not in server.sessions()
+        _, r = await client.execute("print('fresh')", session_id=session_id)
+        assert (r.get("status"), r.get("output")) == ("completed", ["fresh"]), r
+    await request(client, {"type": "shutdown_session", "session_id": session_id})
+    client.close()
