@@ -86,7 +86,7 @@ class SessionManager:
 
     def get(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
-        if session is None:
+        if session is None or session.closed:  # a closing one is only kept to reserve its id
             raise SessionNotFound(f"No session {session_id!r}", session_id=session_id)
         return session
 
@@ -109,7 +109,7 @@ class SessionManager:
         )
 
     def list_sessions(self) -> list[dict[str, Any]]:
-        return [s.describe() for s in self.sessions.values()]
+        return [s.describe() for s in self.sessions.values() if not s.closed]
 
     # -- executions ---------------------------------------------------------------
     async def execute(
