@@ -138,7 +138,11 @@ class Service:
             raise ValidationError("'config' must be an object", field="config")
         session = self.manager.get_or_create(session_id, language, None,
                                              sandbox=parse_session_sandbox(config))
-        await session.ensure_started()
+        try:
+            await session.ensure_started()
+        except BaseException:
+            self.manager.discard_unstarted(session)
+            raise
         return session.describe()
 
     def list_sessions(self) -> list[dict[str, Any]]:

@@ -191,6 +191,10 @@ class Execution:
         self.listeners.clear()
         return self.result
 
+    @property
+    def output_bytes(self) -> int:
+        return self._bytes
+
     def snapshot(self) -> dict[str, Any]:
         """The result when finished; otherwise the same shape with status ``running``."""
         if self.result is not None:

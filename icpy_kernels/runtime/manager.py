@@ -21,7 +21,9 @@ from .session import Session, SessionListener
 
 log = logging.getLogger(__name__)
 
-RECENT_EXECUTIONS = 1000  # finished executions kept in memory for lookups
+RECENT_EXECUTIONS = 1000  # finished executions kept in memory for lookups...
+RECENT_OUTPUT_BYTES = 256 << 20  # ...as long as their outputs add up to no more than this
+# Older ones are answered from the history store; running ones are never evicted.
 
 
 class SessionManager:
@@ -120,8 +122,7 @@ class SessionManager:
         execution = Execution(request, session.id, session.language.name)
         execution.listeners.extend(listeners)
         self.executions[execution.execution_id] = execution
-        while len(self.executions) > RECENT_EXECUTIONS:
-            self.executions.popitem(last=False)
+        self._prune_executions()
         try:
             return await session.execute(execution)
         except BaseException:
@@ -129,7 +130,27 @@ class SessionManager:
             # reports the error, and no "running" ghost stays behind in the registry.
             if execution.result is None:
                 self.executions.pop(execution.execution_id, None)
+            self.discard_unstarted(session)
             raise
+
+    def _prune_executions(self) -> None:
+        """Bound the registry by count and by output bytes, oldest finished first."""
+        total = sum(e.output_bytes for e in self.executions.values())
+        count = len(self.executions)
+        for execution_id, execution in list(self.executions.items()):
+            if count <= RECENT_EXECUTIONS and total <= RECENT_OUTPUT_BYTES:
+                break
+            if execution.result is None:
+                continue
+            del self.executions[execution_id]
+            count -= 1
+            total -= execution.output_bytes
+
+    def discard_unstarted(self, session: Session) -> None:
+        """A session whose kernel never started (refused by the sandbox, no such binary...)
+        and that nobody waits on leaves the registry rather than sit there kernel-less."""
+        if session.state == "new" and session.queued == 0 and self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
 
     def get_execution(self, execution_id: str) -> Execution:
         execution = self.executions.get(execution_id)

@@ -63,6 +63,7 @@ class Session:
         self.client: Any = None
         self._lock = asyncio.Lock()  # FIFO: executions run in arrival order
         self._start_lock = asyncio.Lock()
+        self._stopped: asyncio.Event | None = None  # set once shutdown() has finished
         self._readers: list[asyncio.Task[None]] = []
         self._routes: dict[str, Execution] = {}
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -166,8 +167,18 @@ class Session:
         self._notify("session_restarted", reason=reason)
 
     async def shutdown(self, reason: str = "requested") -> None:
-        if self.closed:
+        """Stop the kernel for good. A second call waits for the first to finish, so a
+        server stopping never removes what a session shutting down still uses."""
+        if self._stopped is not None:
+            await self._stopped.wait()
             return
+        self._stopped = asyncio.Event()
+        try:
+            await self._shutdown(reason)
+        finally:
+            self._stopped.set()
+
+    async def _shutdown(self, reason: str) -> None:
         self.state = "shutdown"
         if self.current is not None and self.current.result is None:
             self.current.add_update({
@@ -391,7 +402,10 @@ class Session:
                     execution.emit(events.keepalive(execution.execution_id))
         if self.closed and execution.result is not None:
             return execution.status
-        return "interrupted" if execution.interrupt_requested else None
+        # "interrupted" only when the interrupt took effect: a cell that finished normally
+        # just before the signal arrived (ipykernel ignores SIGINT when idle) completed.
+        interrupted = execution.interrupt_requested and (execution.reply or {}).get("status") != "ok"
+        return "interrupted" if interrupted else None
 
     async def _on_timeout(self, execution: Execution) -> str:
         with contextlib.suppress(Exception):
@@ -421,12 +435,12 @@ class Session:
         execution = self.current
         if execution is None:
             return False
-        execution.interrupt_requested = True
         await self._until_in_user_code(execution)
         if self.current is not execution or execution.done.is_set():
             # It ended while we waited: the signal would land on the next execution's cell
             # (or before it, where ipykernel drops the request and it hangs to its timeout).
             return False
+        execution.interrupt_requested = True
         await self.handle.interrupt()
         return True
 

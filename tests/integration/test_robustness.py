@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from icpy_kernels.events.hub import Feed
 
-from .harness import Client
+from .harness import Client, ThreadedServer
 
 
 def sid() -> str:
@@ -257,3 +260,29 @@ async def test_a_session_id_is_not_reused_while_its_kernel_shuts_down(server):
         assert (r.get("status"), r.get("output")) == ("completed", ["fresh"]), r
     await request(client, {"type": "shutdown_session", "session_id": session_id})
     client.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_kernel_that_cannot_start_leaves_no_session_behind():
+    """A spec whose kernel cannot start: a typed error each time, and no kernel-less session
+    left in the registry (it would count against --max-sessions forever)."""
+    spec_dir = Path(os.environ["JUPYTER_PATH"].split(os.pathsep)[0]) / "kernels" / "icpy-broken"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": ["/nonexistent/icpy-no-such-binary", "-f", "{connection_file}"],
+        "display_name": "broken", "language": "python"}))
+    srv = ThreadedServer().start()
+    try:
+        client = await Client.connect(srv.url())
+        for _ in range(2):
+            _, r = await client.execute("1", language="kernel:icpy-broken", session_id="broken-1")
+            assert r["type"] == "error" and r["code"] == "kernel_start_failed", r
+            assert "broken-1" not in srv.sessions()
+        _, r = await client.execute("1+1", session_id="fine-1")
+        assert r["output"] == ["2"]
+        client.close()
+    finally:
+        srv.stop()
+        for f in spec_dir.iterdir():
+            f.unlink()
+        spec_dir.rmdir()
