@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from ..protocol import events
 from ..protocol.iopub import Update, to_output, translate
 from ..protocol.messages import ExecuteRequest
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -74,7 +77,10 @@ class Execution:
     # -- events out -------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # one broken listener must not starve the others (or the reader)
+                log.exception("execution %s: a listener failed on %s", self.execution_id, event.get("type"))
 
     def start_event(self) -> dict[str, Any]:
         return events.execution_started(self.execution_id, self.session_id, self.language)

@@ -22,6 +22,7 @@ from .session import Session, SessionListener
 log = logging.getLogger(__name__)
 
 RECENT_EXECUTIONS = 1000  # finished executions kept in memory for lookups...
+CLOSED_MEMORY = 300.0  # seconds a closed connection id is remembered (requests in flight)
 RECENT_OUTPUT_BYTES = 256 << 20  # ...as long as their outputs add up to no more than this
 # Older ones are answered from the history store; running ones are never evicted.
 
@@ -38,6 +39,7 @@ class SessionManager:
         self.session_listeners: list[SessionListener] = []
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed_connections: dict[str, float] = {}  # id -> when (kept CLOSED_MEMORY s)
         # Predicates that spare an idle named session from culling (e.g. an attached client).
         self.keep_alive: list[Callable[[Session], bool]] = []
 
@@ -55,6 +57,10 @@ class SessionManager:
         if session_id is None:
             if connection_id is None:
                 raise SessionNotFound("An unnamed execution needs a connection or a session_id")
+            if connection_id in self._closed_connections:
+                # A request still in flight when its connection closed: a default session
+                # made now would never be shut down.
+                raise SessionNotFound("The connection that owns this default session has closed")
             session_id = self.default_session_id(connection_id, language)
         session = self.sessions.get(session_id)
         if session is not None:
@@ -105,6 +111,10 @@ class SessionManager:
 
     async def close_connection(self, connection_id: str) -> None:
         """A connection went away: its default sessions go with it (running work is interrupted)."""
+        now = time.monotonic()
+        self._closed_connections[connection_id] = now
+        for stale in [c for c, t in self._closed_connections.items() if now - t > CLOSED_MEMORY]:
+            del self._closed_connections[stale]
         mine = [s for s in self.sessions.values() if not s.named and s.owner == connection_id]
         await asyncio.gather(
             *(self.shutdown_session(s.id, "connection closed") for s in mine), return_exceptions=True

@@ -205,7 +205,10 @@ class Session:
         message = {"type": event, "session_id": self.id, "language": self.language.name,
                    **fields, "timestamp": events.now()}
         for listener in list(self.listeners):
-            listener(message)
+            try:
+                listener(message)
+            except Exception:  # a broken listener must not abort a restart or shutdown
+                log.exception("session %s: a listener failed on %s", self.id, event)
 
     # -- readers: one task per channel, routing on parent_header.msg_id -------------
     async def _read(self, get: Callable[..., Any], handle: Callable[[dict[str, Any]], None]) -> None:

@@ -19,6 +19,7 @@ from ..protocol.messages import ExecuteRequest
 from ..protocol.sharing import parse_history
 from ..runtime.execution import Execution
 from ..service import Service
+from ..tasks import background
 from .auth import authenticate
 from .openapi import document
 
@@ -106,7 +107,7 @@ class ApiHandler(web.RequestHandler):
             # drain, then read and drop what the client still sends before closing: closing
             # on unread data would reset the connection and lose our 413.
             stream = self.request.connection.detach()
-            asyncio.ensure_future(_linger_close(stream))
+            background(_linger_close(stream), "closing a refused request's stream")
 
 
 async def _linger_close(stream: iostream.IOStream) -> None:
@@ -221,7 +222,7 @@ class ExecuteHandler(NdjsonHandler):
         super().on_connection_close()
         task = getattr(self, "task", None)
         if task is not None and not task.done() and self.request_spec.session_id is None:
-            asyncio.ensure_future(self._abandon(self.request_spec, task))
+            background(self._abandon(self.request_spec, task), f"abandoning {self.request_spec.execution_id}")
 
     async def _abandon(self, request: ExecuteRequest, task: asyncio.Future[Execution]) -> None:
         """Interrupt the temporary session's execution, then shut that session down."""

@@ -14,6 +14,7 @@ from ..config import Settings
 from ..errors import AuthError, CapacityError
 from ..protocol import events
 from ..service import Service
+from ..tasks import background
 from .auth import authenticate, origin_allowed
 from .connection import Connection
 
@@ -102,7 +103,7 @@ class ExecutionSocket(WebSocketHandler):
         if self._writer is not None:
             self._writer.cancel()
         if self.connection is not None:
-            asyncio.ensure_future(self.connection.close())
+            background(self.connection.close(), f"closing connection {self.connection.id}")
 
 
 class HealthHandler(web.RequestHandler):

@@ -102,3 +102,19 @@ async def test_output_lines_split_on_newlines_only():
     ex, _ = make()
     ex.on_iopub(iopub("stream", name="stdout", text="a\u2028b\x1cc\r\nd\n\ne"))
     assert ex.finish("completed")["output"] == ["a\u2028b\x1cc", "d", "", "e"]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_listener_does_not_starve_the_others():
+    ex, events = make()
+    seen = []
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    ex.listeners.insert(0, broken)
+    ex.listeners.append(seen.append)
+    ex.on_iopub(iopub("stream", name="stdout", text="x"))
+    result = ex.finish("completed")
+    assert [e["type"] for e in seen] == ["execution_update", "execution_result"]
+    assert events[-1] is result
