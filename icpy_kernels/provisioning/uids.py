@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_RANGE = "3000000-3000999"
@@ -28,9 +29,8 @@ def lock_dir() -> Path:
     return path
 
 
-def processes_of(uids: range | set[int]) -> list[tuple[int, int]]:
-    """(pid, uid) of live, non-zombie processes whose real uid is in ``uids``."""
-    found = []
+def _process_statuses() -> Iterator[tuple[int, dict[str, str]]]:
+    """(pid, fields of /proc/<pid>/status) for every process still readable."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -38,27 +38,25 @@ def processes_of(uids: range | set[int]) -> list[tuple[int, int]]:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields.get("Uid", "-1").split()[0])
-        if uid in uids and not fields.get("State", "").strip().startswith("Z"):
-            found.append((int(entry.name), uid))
-    return found
+        yield int(entry.name), dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+
+
+def _uid(fields: dict[str, str]) -> int:
+    return int(fields.get("Uid", "-1").split()[0])
+
+
+def processes_of(uids: range | set[int]) -> list[tuple[int, int]]:
+    """(pid, uid) of live, non-zombie processes whose real uid is in ``uids``."""
+    return [
+        (pid, _uid(fields)) for pid, fields in _process_statuses()
+        if _uid(fields) in uids and not fields.get("State", "").strip().startswith("Z")
+    ]
 
 
 def tasks_of(uid: int) -> int:
     """Threads included: what RLIMIT_NPROC counts for ``uid``."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields.get("Uid", "-1").split()[0]) == uid:
-            total += int(fields.get("Threads", "1").strip() or 1)
-    return total
+    return sum(int(fields.get("Threads", "1").strip() or 1)
+               for _, fields in _process_statuses() if _uid(fields) == uid)
 
 
 class UidLease:
