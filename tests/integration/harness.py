@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
@@ -112,6 +113,29 @@ class Client:
                 return message
             self.buffer.append(message)
             self.arrivals.append(time.monotonic())
+
+    async def rpc(self, method: str, params: dict[str, Any] | None = None, *, wrapped: bool = False,
+                  timeout: float = 60) -> dict[str, Any]:
+        """One JSON-RPC call, bare or wrapped; returns the (unwrapped) response."""
+        ident = "rpc-" + uuid.uuid4().hex
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
+        if params is not None:
+            request["params"] = params
+        if wrapped:
+            await self.send({"type": "jsonrpc", "request": request})
+            frame = await self.wait_for(lambda m: m.get("type") == "jsonrpc_response"
+                                        and isinstance(m.get("response"), dict)
+                                        and m["response"].get("id") == ident, timeout)
+            return frame["response"]
+        await self.send(request)
+        return await self.wait_for(lambda m: "jsonrpc" in m and "method" not in m
+                                   and m.get("id") == ident, timeout)
+
+    async def ask(self, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """A native request with a fresh ``request_id``; returns the frame echoing it."""
+        rid = uuid.uuid4().hex
+        await self.send({**message, "request_id": rid})
+        return await self.wait_for(lambda m: m.get("request_id") == rid, timeout)
 
     async def execute(self, code: str, *, streaming: bool = False, timeout: float = 60, **fields: Any):
         """Run code; return (events for this execution in arrival order, result)."""

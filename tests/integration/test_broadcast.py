@@ -32,9 +32,7 @@ def sid() -> str:
 
 
 async def rpc(client: Client, method: str, **params):
-    rid = uuid.uuid4().hex
-    await client.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-    return await client.wait_for(lambda m: m.get("id") == rid)
+    return await client.rpc(method, params)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -23,9 +23,7 @@ APPEND = "with open({path!r}, 'a') as f:\n    f.write('ran\\n')\nprint('appended
 
 
 async def ask(client: Client, message: dict) -> dict:
-    rid = uuid.uuid4().hex
-    await client.send({**message, "request_id": rid})
-    return await client.wait_for(lambda m: m.get("request_id") == rid)
+    return await client.ask(message)
 
 
 @pytest.mark.gen_test(timeout=90)
@@ -168,9 +166,7 @@ async def test_history_and_resume_over_jsonrpc(server):
     eid = result["execution_id"]
 
     async def call(method, **params):
-        rid = uuid.uuid4().hex
-        await client.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-        return await client.wait_for(lambda m: m.get("id") == rid)
+        return await client.rpc(method, params)
 
     listed = await call("history.list", session_id=session)
     assert [e["execution_id"] for e in listed["result"]["entries"]] == [eid]

@@ -382,9 +382,7 @@ async def test_idle_named_sessions_are_culled_but_never_while_running():
 
 # -- the same operations over JSON-RPC and REST ----------------------------------------
 async def rpc(client: Client, method: str, params: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-    ident = "rpc-" + uuid.uuid4().hex[:8]
-    await client.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
-    return await client.wait_for(lambda m: "method" not in m and m.get("id") == ident, timeout)
+    return await client.rpc(method, params, timeout=timeout)
 
 
 async def http(srv: ThreadedServer, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

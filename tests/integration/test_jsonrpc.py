@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 import uuid
@@ -12,9 +11,6 @@ from typing import Any
 import pytest
 
 from .harness import Client
-
-_ids = itertools.count(1)
-
 
 RUN = uuid.uuid4().hex[:8]  # execution ids are unique per run (a history may keep old ones)
 
@@ -40,12 +36,7 @@ def is_response(ident: Any, wrapped: bool = False):
 
 async def call(client: Client, method: str, params: dict[str, Any] | None = None, *,
                timeout: float = 60) -> dict[str, Any]:
-    ident = next(_ids)
-    message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
-    if params is not None:
-        message["params"] = params
-    await client.send(message)
-    return await client.wait_for(is_response(ident), timeout)
+    return await client.rpc(method, params, timeout=timeout)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -29,15 +29,7 @@ def shared():
 
 
 async def rpc(client: Client, method: str, *, wrapped: bool = False, **params: Any) -> dict[str, Any]:
-    rid = uuid.uuid4().hex
-    request = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
-    if wrapped:
-        await client.send({"type": "jsonrpc", "request": request})
-        frame = await client.wait_for(lambda m: m.get("type") == "jsonrpc_response"
-                                      and m["response"].get("id") == rid)
-        return frame["response"]
-    await client.send(request)
-    return await client.wait_for(lambda m: m.get("id") == rid and "method" not in m)
+    return await client.rpc(method, params, wrapped=wrapped)
 
 
 def notified(method: str, **match: Any):
