@@ -43,10 +43,6 @@ class Feed:
         self.watchers: list[Listener] = []  # resumed or retried requests
         self.ended = asyncio.Event()  # the result arrived, or it never ran
 
-    @property
-    def last_seq(self) -> int:
-        return self.updates[-1]["seq"] if self.updates else 0
-
     def row(self) -> dict[str, Any]:
         return {"execution_id": self.execution_id, "session_id": self.session_id,
                 "connection_id": self.connection_id, "language": self.language, "code": self.code}

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import __version__
-from ..errors import IcpyError, UnknownType, ValidationError
+from ..errors import IcpyError, UnknownType
 from ..protocol import events
 from ..protocol.messages import ExecuteRequest, parse_frame
 from ..runtime.execution import Execution
@@ -129,9 +129,3 @@ class Connection:
         self.rpc.close()
         await self.manager.close_connection(self.id)
 
-
-def require_str(message: dict[str, Any], name: str) -> str:
-    value = message.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"'{name}' must be a non-empty string", field=name)
-    return value
