@@ -10,6 +10,7 @@ import time
 
 import pytest
 from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
 
 from ..integration.harness import Client
 from .helpers import innocent_check
@@ -70,12 +71,22 @@ async def test_a_frame_over_the_size_limit_closes_only_that_connection(server):
     innocent = await Client.connect(server.url())
     attacker = await Client.connect(server.url())
     big = json.dumps({"type": "execute", "code": "x" * (server.settings.max_message_size + 1024)})
-    await attacker.send(big)
+    try:
+        await attacker.send(big)
+    except WebSocketClosedError:
+        # The server may refuse the frame from its header and close while we are still writing it.
+        pass
     started = time.monotonic()
-    while attacker.conn.close_code is None and time.monotonic() - started < 10:
+    closed = False
+    while time.monotonic() - started < 10:
         if await attacker.conn.read_message() is None:
+            closed = True
             break
-    assert attacker.conn.close_code == 1009  # "message too big"
+    assert closed, "the server kept a connection that sent an oversized frame"
+    # The server sends 1009 ("message too big") and drops the TCP connection at once; when our
+    # unsent bytes are still in flight the peer's reset can discard that close frame, so the code
+    # is checked only when it arrived.
+    assert attacker.conn.close_code in (1009, None), attacker.conn.close_code
     await innocent_check(innocent, INN)
     again = await Client.connect(server.url())  # the server still takes connections
     assert again.welcome["type"] == "welcome"
