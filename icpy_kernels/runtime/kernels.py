@@ -18,6 +18,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from ..errors import KernelStartError, SandboxUnavailable
+from .channels import KernelClient
 from ..provisioning.bridge import SandboxPolicy
 from ..provisioning.options import SessionSandbox
 from ..provisioning.sandbox import SandboxError
@@ -106,7 +107,8 @@ class LocalKernel(KernelHandle):
                  provisioner: dict[str, Any] | None = None) -> None:
         self.kernel_name = kernel_name
         self._env = env
-        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm)
+        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm,
+                                     client_factory=KernelClient)
         if provisioner is not None:
             # The same seam a kernel.json uses: AsyncKernelManager builds the provisioner
             # named in the spec's metadata. This km's spec object is its own copy.

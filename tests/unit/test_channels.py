@@ -1,0 +1,65 @@
+"""A reply that reaches the client's socket just before the client sends must still wake the
+reader waiting on that socket. jupyter_client's own send (a raw shadow socket) loses that
+wake-up every time; ours must not. Loopback ZMQ only, no kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import zmq
+import zmq.asyncio
+from jupyter_client.channels import AsyncZMQSocketChannel
+from jupyter_client.session import Session
+
+from icpy_kernels.runtime.channels import Channel
+
+ROUNDS = 10
+
+
+async def woken_readers(channel_class: type) -> int:
+    """How many of ROUNDS pending polls woke when a reply landed right before a send."""
+    ctx = zmq.asyncio.Context()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    session = Session(key=b"k")
+    channel = channel_class(dealer, session)
+    woken = 0
+    try:
+        channel.send(session.msg("kernel_info_request"))
+        ident = (await router.recv_multipart())[0]
+        for _ in range(ROUNDS):
+            reader = asyncio.ensure_future(dealer.poll())
+            await asyncio.sleep(0.01)  # the reader waits on the socket; the loop is idle
+            await router.send_multipart([ident, b"reply"])
+            time.sleep(0.02)  # the reply lands while the loop is busy with something else
+            channel.send(session.msg("kernel_info_request"))
+            try:
+                await asyncio.wait_for(reader, 0.25)
+                woken += 1
+            except TimeoutError:
+                pass
+            while await dealer.poll(0):
+                await dealer.recv_multipart()
+            while await router.poll(20):
+                await router.recv_multipart()
+    finally:
+        dealer.close(linger=0)
+        router.close(linger=0)
+        ctx.term()
+    return woken
+
+
+@pytest.mark.asyncio
+async def test_a_send_does_not_swallow_the_wakeup_of_a_reply_that_just_arrived():
+    assert await woken_readers(Channel) == ROUNDS
+
+
+@pytest.mark.asyncio
+async def test_the_jupyter_client_send_we_replace_does_lose_it():
+    # Keeps the test above honest: if pyzmq or jupyter_client fix this, this fails and
+    # our channel can go.
+    assert await woken_readers(AsyncZMQSocketChannel) < ROUNDS
