@@ -18,10 +18,10 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from ..errors import KernelStartError, SandboxUnavailable
-from .channels import KernelClient
 from ..provisioning.bridge import SandboxPolicy
 from ..provisioning.options import SessionSandbox
 from ..provisioning.sandbox import SandboxError
+from .channels import KernelClient
 
 # The kernel's environment is built from scratch: the server's own variables (its token
 # among them) never reach user code. Names ending in '*' are prefixes.

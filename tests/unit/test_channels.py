@@ -35,7 +35,7 @@ async def woken_readers(channel_class: type) -> int:
             reader = asyncio.ensure_future(dealer.poll())
             await asyncio.sleep(0.01)  # the reader waits on the socket; the loop is idle
             await router.send_multipart([ident, b"reply"])
-            time.sleep(0.02)  # the reply lands while the loop is busy with something else
+            time.sleep(0.02)  # noqa: ASYNC251 -- on purpose: the reply lands while the loop is busy
             channel.send(session.msg("kernel_info_request"))
             try:
                 await asyncio.wait_for(reader, 0.25)
