@@ -140,6 +140,14 @@ async def test_javascript_rich_display_and_context(server, js_session):
     displays = [e["update"] for e in events if e["type"] == "execution_update" and e["update"]["kind"] == "display"]
     assert displays and displays[0]["data"]["text/html"] == "<b>hi</b>"
     assert any(o["output_type"] == "display_data" for o in r["outputs"])
+    # An updatable display: the updates stream as such, and `outputs` holds the last version.
+    events, r = await client.execute(
+        "const bar = display.text('0%', { display_id: 'bar' }); bar.update('50%'); display.update('bar', '100%')",
+        streaming=True, language="javascript", session_id=js_session)
+    shown = [e["update"] for e in events if e["type"] == "execution_update" and e["update"]["kind"] == "display"]
+    assert [(d["display_id"], d["update"], d["data"]["text/plain"]) for d in shown] == [
+        ("bar", False, "0%"), ("bar", True, "'50%'"), ("bar", True, "'100%'")]
+    assert [o["data"]["text/plain"] for o in r["outputs"] if o["output_type"] == "display_data"] == ["'100%'"]
     nasty = "q'\"`${1+1}`\n\u2028"
     _, r = await client.execute("console.log(JSON.stringify([process.cwd(), process.env.NASTY]))",
                                 language="javascript", session_id=js_session,

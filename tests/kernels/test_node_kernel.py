@@ -270,6 +270,31 @@ async def test_display(kernel) -> None:
 
 
 @amark
+async def test_display_ids_update_in_place(kernel) -> None:
+    _, kc = kernel
+    r = await run(
+        kc,
+        "const h = display.html('<b>0</b>', { display_id: 'progress' });"
+        "h.update(undefined, { 'text/html': '<b>1</b>' });"
+        "display.update('progress', 2);"
+        "const fresh = display({ y: 1 }, undefined, { display_id: true });"
+        "fresh.update('done'); [h.display_id, typeof fresh.display_id, display.text('plain')]",
+    )
+    shown = r.of_type("display_data")
+    updates = r.of_type("update_display_data")
+    assert [d["transient"] for d in shown] == [{"display_id": "progress"},
+                                              {"display_id": shown[1]["transient"]["display_id"]}, {}]
+    assert len(shown[1]["transient"]["display_id"]) == 36  # a uuid
+    assert [u["transient"]["display_id"] for u in updates] == ["progress", "progress",
+                                                              shown[1]["transient"]["display_id"]]
+    assert [u["data"]["text/plain"] for u in updates] == ["<text/html>", "2", "'done'"]
+    assert updates[0]["data"]["text/html"] == "<b>1</b>"
+    assert r.result == "[ 'progress', 'string', undefined ]"
+    bad = await run(kc, "display.html('x', { update: true })")
+    assert bad.errors[0]["ename"] == "TypeError" and "display_id" in bad.errors[0]["evalue"]
+
+
+@amark
 async def test_input_round_trip(kernel) -> None:
     _, kc = kernel
     r = await run(

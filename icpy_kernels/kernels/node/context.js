@@ -5,6 +5,7 @@ const util = require('node:util');
 const vm = require('node:vm');
 const { isBuiltin } = require('node:module');
 const { pathToFileURL } = require('node:url');
+const { randomUUID } = require('node:crypto');
 
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 const KEYWORDS = (
@@ -86,29 +87,50 @@ function makeImporter(cwd, req) {
   };
 }
 
-// display(obj, mimeBundle) and shortcuts; `emit` sends a frame to the kernel.
+// display(obj, mimeBundle, options) and shortcuts; `emit` sends a frame to the kernel.
+// options.display_id (a string, or true for a fresh one) makes the output updatable, as
+// IPython's display(..., display_id=...) does: the call returns a handle whose update()
+// replaces that output in place (update_display_data), and display.update(id, ...) does the
+// same by id. Without a display_id nothing is returned, as before.
 function makeDisplay(emit) {
-  const send = (data, metadata = {}) => { emit({ t: 'display', data, metadata }); };
-  function display(obj, bundle) {
+  const send = (data, options) => {
+    const opts = options && typeof options === 'object' ? options : {};
+    const metadata = opts.metadata && typeof opts.metadata === 'object' ? opts.metadata : {};
+    if (opts.display_id === undefined || opts.display_id === null || opts.display_id === false) {
+      if (opts.update) throw new TypeError('display: update needs a display_id');
+      emit({ t: 'display', data, metadata });
+      return undefined;
+    }
+    const id = opts.display_id === true ? randomUUID() : String(opts.display_id);
+    emit({ t: 'display', data, metadata, display_id: id, update: !!opts.update });
+    return handle(id);
+  };
+  const bundleOf = (obj, bundle) => {
     const data = bundle && typeof bundle === 'object' ? { ...bundle } : {};
     if (!('text/plain' in data)) {
       data['text/plain'] = obj === undefined && bundle ? `<${Object.keys(data).join(', ')}>` : util.inspect(obj);
     }
-    send(data);
+    return data;
+  };
+  const handle = (id) => Object.freeze({
+    display_id: id,
+    display: (obj, bundle) => send(bundleOf(obj, bundle), { display_id: id }),
+    update: (obj, bundle) => send(bundleOf(obj, bundle), { display_id: id, update: true }),
+  });
+  const b64 = (img, mime) => (typeof img === 'string'
+    ? img.replace(new RegExp(`^data:${mime};base64,`), '') : Buffer.from(img).toString('base64'));
+  function display(obj, bundle, options) {
+    return send(bundleOf(obj, bundle), options);
   }
-  display.text = (s) => send({ 'text/plain': String(s) });
-  display.html = (s) => send({ 'text/html': String(s), 'text/plain': String(s) });
-  display.markdown = (s) => send({ 'text/markdown': String(s), 'text/plain': String(s) });
-  display.svg = (s) => send({ 'image/svg+xml': String(s), 'text/plain': '<SVG image>' });
-  display.png = (img) => {
-    const b64 = typeof img === 'string' ? img.replace(/^data:image\/png;base64,/, '') : Buffer.from(img).toString('base64');
-    send({ 'image/png': b64, 'text/plain': '<PNG image>' });
-  };
-  display.jpeg = (img) => {
-    const b64 = typeof img === 'string' ? img.replace(/^data:image\/jpeg;base64,/, '') : Buffer.from(img).toString('base64');
-    send({ 'image/jpeg': b64, 'text/plain': '<JPEG image>' });
-  };
-  display.json = (obj) => send({ 'application/json': JSON.parse(JSON.stringify(obj ?? null)), 'text/plain': util.inspect(obj) });
+  display.text = (s, options) => send({ 'text/plain': String(s) }, options);
+  display.html = (s, options) => send({ 'text/html': String(s), 'text/plain': String(s) }, options);
+  display.markdown = (s, options) => send({ 'text/markdown': String(s), 'text/plain': String(s) }, options);
+  display.svg = (s, options) => send({ 'image/svg+xml': String(s), 'text/plain': '<SVG image>' }, options);
+  display.png = (img, options) => send({ 'image/png': b64(img, 'image/png'), 'text/plain': '<PNG image>' }, options);
+  display.jpeg = (img, options) => send({ 'image/jpeg': b64(img, 'image/jpeg'), 'text/plain': '<JPEG image>' }, options);
+  display.json = (obj, options) => send(
+    { 'application/json': JSON.parse(JSON.stringify(obj ?? null)), 'text/plain': util.inspect(obj) }, options);
+  display.update = (id, obj, bundle) => send(bundleOf(obj, bundle), { display_id: String(id), update: true });
   display.clear = (wait = false) => emit({ t: 'clear', wait: !!wait });
   return display;
 }

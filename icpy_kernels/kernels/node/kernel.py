@@ -191,12 +191,13 @@ class NodeKernel(Kernel):
         if kind == "stream":
             self._publish("stream", {"name": frame["name"], "text": frame["text"]})
         elif kind == "display":
+            display_id = frame.get("display_id")
             content = {
                 "data": frame["data"],
                 "metadata": frame.get("metadata", {}),
-                "transient": {},
+                "transient": {} if display_id is None else {"display_id": display_id},
             }
-            self._publish("display_data", content)
+            self._publish("update_display_data" if frame.get("update") else "display_data", content)
         elif kind == "clear":
             self._publish("clear_output", {"wait": frame["wait"]})
         elif kind == "result":
