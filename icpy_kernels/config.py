@@ -57,6 +57,8 @@ class Settings:
     allow_unsandboxed: bool = _opt(False, "let a session ask to run without the sandbox (config.sandbox=false)")
     memory_limit: int = _opt(1 << 30, "bytes of memory per kernel (cap of config.limits.memory)")
     process_limit: int = _opt(256, "processes/threads per kernel (cap of config.limits.processes)")
+    cpu_limit: int = _opt(1000, "CPU per kernel in millicores, 1000 = one core, where the cpu cgroup is "
+                                "writable (0 = no limit; cap of config.limits.cpu)")
     file_size_limit: int = _opt(1 << 30, "largest file a kernel may write (bytes)")
     open_files_limit: int = _opt(1024, "open files per kernel process")
     disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold, checked after each execution")

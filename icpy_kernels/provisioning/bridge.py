@@ -45,7 +45,9 @@ class SandboxPolicy:
     def limits(self, options: SessionSandbox | None = None) -> dict[str, int]:
         caps = {name: int(getattr(self.settings, attr)) for name, attr in LIMITS.items()}
         asked = options.limits if options else {}
-        return {name: min(asked.get(name, cap), cap) for name, cap in caps.items()}
+        # A cap of 0 is "no limit": a session may still ask for one.
+        return {name: min(asked.get(name, cap), cap) if cap > 0 else asked.get(name, 0)
+                for name, cap in caps.items()}
 
     def workspace(self, session_id: str) -> Path:
         return workspace_for(self.root, session_id)

@@ -1,4 +1,4 @@
-"""Per-kernel cgroups (memory and pids): created where the hierarchy is writable, else absent."""
+"""Per-kernel cgroups (memory, pids, cpu): created where the hierarchy is writable, else absent."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 V1_MOUNT = Path("/sys/fs/cgroup")
-CONTROLLERS = ("memory", "pids")
+CONTROLLERS = ("memory", "pids", "cpu")
+CFS_PERIOD_US = 100_000
+CFS_MIN_QUOTA_US = 1_000  # the kernel refuses a smaller quota (EINVAL)
 
 
 def _own_path(controller: str) -> str:
@@ -39,13 +41,32 @@ def writable_bases() -> dict[str, Path]:
     return bases
 
 
+def cfs_quota_us(millicores: int) -> int:
+    """CPU time per ``CFS_PERIOD_US`` for a share in millicores (1000 = one full core)."""
+    return max(CFS_MIN_QUOTA_US, millicores * CFS_PERIOD_US // 1000)
+
+
+def _cpu_group(d: Path, millicores: int) -> Path | None:
+    """Apart from memory and pids: a parent with a smaller quota refuses ours (EINVAL), and
+    that must cost the kernel its CPU limit only, not the other two."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (d / "cpu.cfs_quota_us").write_text(str(cfs_quota_us(millicores)))
+    except OSError:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+        return None
+    return d
+
+
 @dataclass
 class KernelCgroup:
     dirs: list[Path]
     controllers: list[str]
 
     @classmethod
-    def create(cls, name: str, *, memory: int, pids: int) -> KernelCgroup | None:
+    def create(cls, name: str, *, memory: int, pids: int, cpu: int = 0) -> KernelCgroup | None:
         bases = writable_bases()
         dirs, names = [], []
         try:
@@ -69,6 +90,9 @@ class KernelCgroup:
                 with contextlib.suppress(OSError):
                     d.rmdir()
             return None
+        if "cpu" in bases and cpu > 0 and (cpu_dir := _cpu_group(bases["cpu"] / "icpy" / name, cpu)):
+            dirs.append(cpu_dir)
+            names.append("cpu")
         return cls(dirs, names) if dirs else None
 
     @property

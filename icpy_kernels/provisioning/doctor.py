@@ -13,6 +13,14 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _cpu(millicores: int, controllers: list[str]) -> str:
+    if millicores <= 0:
+        return "no limit (--cpu-limit 0)"
+    if "cpu" not in controllers:
+        return f"{millicores} millicores asked, NOT enforced (no writable cpu cgroup)"
+    return f"{millicores} millicores per kernel (cpu cgroup, CFS quota)"
+
+
 def _seccomp_line(info: dict, tier: str) -> str:
     if not info["seccomp"]:
         return f"unavailable ({info['seccomp_error']})"
@@ -50,6 +58,7 @@ async def report(settings: Settings) -> tuple[str, int]:
         lines += [
             f"  memory:          {_size(limits['memory'])} per kernel ({mem_by})",
             f"  processes:       {limits['processes']} per kernel ({proc_by})",
+            f"  cpu:             {_cpu(limits['cpu'], info['cgroup_controllers'])}",
             f"  file size:       {_size(limits['file_size'])} (RLIMIT_FSIZE)",
             f"  open files:      {limits['open_files']} (RLIMIT_NOFILE)",
             f"  disk quota:      {_size(limits['disk_quota'])} per workspace (checked after each execution)",

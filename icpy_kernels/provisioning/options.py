@@ -10,7 +10,7 @@ from ..errors import ValidationError
 
 # config.limits.<name> -> the Settings field that caps it
 LIMITS = {"memory": "memory_limit", "processes": "process_limit", "file_size": "file_size_limit",
-          "open_files": "open_files_limit", "disk_quota": "disk_quota"}
+          "open_files": "open_files_limit", "disk_quota": "disk_quota", "cpu": "cpu_limit"}
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Named in a kernelspec's metadata (``{"kernel_provisioner": {"provisioner_name": 
 "config": {...}}}``) or injected by the bridge, it works for any jupyter_client front end. Tiers:
 A ``bwrap`` (namespaces, read-only root, private /tmp, no network), B ``landlock`` (read-only
 root through Landlock, TCP denied on ABI >= 4), C ``rlimits`` (only limits and a uid).
-Each adds a dedicated uid (when the server is root), rlimits, cgroup limits where writable, and
-the launcher's seccomp filter where it works (on B and C, what isolates the network).
+Each adds a dedicated uid (when the server is root), rlimits, cgroup limits (memory, pids,
+cpu) where writable, and the launcher's seccomp filter where it works (on B and C, what isolates
+the network).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class SandboxProvisioner(LocalProvisioner):
     network = Bool(False, config=True, help="let the kernel use the network")
     memory = Int(GiB, config=True, help="bytes of memory (cgroup, and RLIMIT_AS for Python)")
     processes = Int(256, config=True, help="processes and threads (pids cgroup / RLIMIT_NPROC)")
+    cpu = Int(1000, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
     file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
     open_files = Int(1024, config=True, help="open file descriptors (RLIMIT_NOFILE)")
     disk_quota = Int(GiB, config=True, help="workspace bytes, checked after each execution; also /tmp's size")
@@ -86,7 +88,7 @@ class SandboxProvisioner(LocalProvisioner):
         if caps.root:
             self._lease = UidLease.acquire(parse_range(self.uid_range))
         self._make_dirs(name)
-        self._cgroup = KernelCgroup.create(name, memory=self.memory, pids=self.processes)
+        self._cgroup = KernelCgroup.create(name, memory=self.memory, pids=self.processes, cpu=self.cpu)
         if not caps.root and self._chosen == "rlimits":
             _undumpable()
 
@@ -206,6 +208,7 @@ class SandboxProvisioner(LocalProvisioner):
                 "processes": {"count": self.processes, "enforced_by":
                               (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc" if self._own_count else "rlimit_nproc_shared_uid"]
                                                                         if "RLIMIT_NPROC" in limits else [])},
+                "cpu": {"millicores": self.cpu, "enforced_by": ["cgroup"] if "cpu" in cg else []},
                 "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
                 "disk_quota": {"bytes": self.disk_quota, "enforced_by": ["checked_after_execution"]},

@@ -65,6 +65,6 @@ async def test_kernels_install_sandbox_makes_any_front_end_launch_sandboxed(tmp_
 def test_doctor_reports_the_tier_and_each_limit():
     proc = icpy("doctor")
     assert proc.returncode == 0, proc.stderr
-    for label in ("sandbox mode:", "tier:", "network:", "memory:", "processes:", "file size:",
+    for label in ("sandbox mode:", "tier:", "network:", "memory:", "processes:", "cpu:", "file size:",
                   "open files:", "disk quota:"):
         assert label in proc.stdout, (label, proc.stdout)

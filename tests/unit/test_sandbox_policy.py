@@ -15,7 +15,7 @@ def test_session_options_parse_and_reject():
     assert parse_session_sandbox({}) == SessionSandbox()
     opts = parse_session_sandbox({"network": True, "limits": {"memory": 1 << 20}})
     assert opts.network and opts.limits == {"memory": 1 << 20}
-    for raw, field in (({"sandbox": "no"}, "config.sandbox"), ({"limits": {"cpu": 1}}, "config.limits.cpu"),
+    for raw, field in (({"sandbox": "no"}, "config.sandbox"), ({"limits": {"gpu": 1}}, "config.limits.gpu"),
                        ({"limits": {"memory": -1}}, "config.limits.memory"), ({"limits": []}, "config.limits")):
         with pytest.raises(ValidationError) as info:
             parse_session_sandbox(raw)
