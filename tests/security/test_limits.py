@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from icpy_kernels.provisioning import cgroups
 
 from ..integration.harness import Client
 from .conftest import LIMITS
@@ -133,3 +137,52 @@ async def test_bash_fork_bomb(server):
                            config={"timeout": 15})
     assert r["status"] in ("completed", "failed", "timeout"), r
     server.call(server.manager.shutdown_session("bash-bomb"))
+
+
+# Two children burn a core each for ~2 s of wall time; the parent then reports what they used.
+CPU_HOG = (
+    "import os, time\n"
+    "started = time.monotonic()\nkids = []\n"
+    "for _ in range(2):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        while time.monotonic() - started < 2.0: pass\n"
+    "        os._exit(0)\n"
+    "    kids.append(pid)\n"
+    "for pid in kids: os.waitpid(pid, 0)\n"
+    "wall = time.monotonic() - started\n"
+    "t = os.times()\n"
+    "print('cpu', t.children_user + t.children_system, 'wall', wall)\n"
+) + IDENTITY
+
+
+def cpu_cgroup_of(pid: int) -> Path | None:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if "cpu" in names.split(","):
+            return cgroups.V1_MOUNT / "cpu" / path.lstrip("/")
+    return None
+
+
+async def test_cpu_limit_holds_a_kernel_to_its_millicores(server):
+    if "cpu" not in cgroups.writable_bases():
+        pytest.skip("no writable cgroup v1 cpu hierarchy here (e.g. cgroup v2 without "
+                    "delegation, or not root): the CPU limit is not enforced")
+    attacker, innocent = await clients(server)
+    await attacker.execute("pass", session_id="cpu-hog", config={"limits": {"cpu": 500}})
+    report = server.sessions()["cpu-hog"]["sandbox"]["limits"]["cpu"]
+    assert report == {"millicores": 500, "enforced_by": ["cgroup"]}, report
+    ident = identity(out((await attacker.execute(IDENTITY, session_id="cpu-hog"))[1]))
+    group = cpu_cgroup_of(sandbox_members(ident)[0])
+    assert group is not None and group.name.startswith("sbx-"), group
+    _, r = await alongside(attacker, innocent, CPU_HOG, session="cpu-hog", innocent_session=INN)
+    assert r["status"] == "completed", r
+    _, cpu, _, wall = out(r).splitlines()[0].split()
+    ratio = float(cpu) / float(wall)
+    print(f"cpu-limited kernel: {float(cpu):.2f} s of CPU in {float(wall):.2f} s, ratio {ratio:.2f}")
+    # Unlimited, two busy children on two cores come near 2.0; half a core allows 0.5. The
+    # lower bound shows the children really ran and were counted (else any ratio passes).
+    assert 0.2 < ratio < 0.75, (ratio, r)
+    server.call(server.manager.shutdown_session("cpu-hog"))
+    assert await members_gone(ident) == []
+    assert not group.exists(), f"{group} outlived its kernel"
