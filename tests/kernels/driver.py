@@ -11,6 +11,8 @@ from typing import Any
 
 from jupyter_client import AsyncKernelManager
 
+from icpy_kernels.runtime.channels import KernelClient
+
 TIMEOUT = 15
 
 
@@ -49,7 +51,8 @@ class Result:
 
 
 async def start_kernel(kernel_name: str, cwd: Path | None = None) -> tuple[AsyncKernelManager, Any]:
-    km = AsyncKernelManager(kernel_name=kernel_name)
+    # Our client class: jupyter_client's own can miss a reply under load (see runtime/channels.py).
+    km = AsyncKernelManager(kernel_name=kernel_name, client_factory=KernelClient)
     await km.start_kernel(cwd=str(cwd) if cwd else None)
     kc = km.client()
     kc.start_channels()
