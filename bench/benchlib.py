@@ -156,10 +156,14 @@ class Bridge:
 class BareKernel:
     """An ipykernel (or any spec) driven directly by jupyter_client: the baseline."""
 
-    def __init__(self, kernel_name: str = "python3", transport: str = "tcp", extra_dirs: tuple[str, ...] = ()) -> None:
+    def __init__(self, kernel_name: str = "python3", transport: str = "tcp", extra_dirs: tuple[str, ...] = (),
+                 client_factory: type | None = None) -> None:
         ksm = kernel_spec_manager()
         ksm.kernel_dirs = [*extra_dirs, *ksm.kernel_dirs]
-        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm, transport=transport)
+        # client_factory: jupyter_client's seam for the client class (None: its AsyncKernelClient).
+        factory = {"client_factory": client_factory} if client_factory is not None else {}
+        self.km = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=ksm, transport=transport,
+                                     **factory)
         self.kc: Any = None
 
     async def start(self) -> BareKernel:
@@ -170,13 +174,19 @@ class BareKernel:
         return self
 
     async def execute(self, code: str, on_stream: Callable[[str, str], None] | None = None,
-                      timeout: float = 600) -> dict[str, Any]:
-        """execute, read IOPub until our ``idle``, then the reply (jupyter_client's recipe)."""
+                      timeout: float = 600, on_msg: Callable[[dict[str, Any]], None] | None = None,
+                      ) -> dict[str, Any]:
+        """execute, read IOPub until our ``idle``, then the reply (jupyter_client's recipe).
+
+        ``on_msg`` sees every IOPub message of this execution (e.g. to read ``execute_result``).
+        """
         msg_id = self.kc.execute(code)
         while True:
             msg = await self.kc.get_iopub_msg(timeout=timeout)
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
+            if on_msg is not None:
+                on_msg(msg)
             kind = msg["header"]["msg_type"]
             if kind == "stream" and on_stream is not None:
                 on_stream(msg["content"]["name"], msg["content"]["text"])

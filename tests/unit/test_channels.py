@@ -60,6 +60,8 @@ async def test_a_send_does_not_swallow_the_wakeup_of_a_reply_that_just_arrived()
 
 @pytest.mark.asyncio
 async def test_the_jupyter_client_send_we_replace_does_lose_it():
-    # Keeps the test above honest: if pyzmq or jupyter_client fix this, this fails and
-    # our channel can go.
-    assert await woken_readers(AsyncZMQSocketChannel) < ROUNDS
+    # Shows the test above reproduces the failure it guards against. Once pyzmq or
+    # jupyter_client fix it upstream, this says so (a skip, not a red build) and our
+    # channel can go.
+    if await woken_readers(AsyncZMQSocketChannel) == ROUNDS:
+        pytest.skip("jupyter_client's own send no longer loses the wake-up: runtime/channels.py can go")
