@@ -36,6 +36,7 @@ class SessionManager:
         self.provider = provider
         self.sessions: dict[str, Session] = {}
         self.executions: OrderedDict[str, Execution] = OrderedDict()
+        self._finished_bytes = 0  # output bytes of the finished executions in the registry
         self.session_listeners: list[SessionListener] = []
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
@@ -132,7 +133,6 @@ class SessionManager:
         execution = Execution(request, session.id, session.language.name)
         execution.listeners.extend(listeners)
         self.executions[execution.execution_id] = execution
-        self._prune_executions()
         try:
             return await session.execute(execution)
         except BaseException:
@@ -142,19 +142,31 @@ class SessionManager:
                 self.executions.pop(execution.execution_id, None)
             self.discard_unstarted(session)
             raise
+        finally:
+            self.finished(execution)
+
+    def finished(self, execution: Execution) -> None:
+        """Account for a finished execution kept in the registry, and prune it. The running
+        total makes this O(1) per execution; summing the registry each time cost ~0.1 ms
+        per execution (a tenth of the bridge's overhead) once 1000 were kept."""
+        if execution.result is not None and self.executions.get(execution.execution_id) is execution:
+            self._finished_bytes += execution.output_bytes
+        self._prune_executions()
 
     def _prune_executions(self) -> None:
-        """Bound the registry by count and by output bytes, oldest finished first."""
-        total = sum(e.output_bytes for e in self.executions.values())
+        """Bound the registry by count and by finished output bytes, oldest finished first.
+        (Running executions are bounded by the sessions and max_output_size, and stay.)"""
         count = len(self.executions)
+        if count <= RECENT_EXECUTIONS and self._finished_bytes <= RECENT_OUTPUT_BYTES:
+            return
         for execution_id, execution in list(self.executions.items()):
-            if count <= RECENT_EXECUTIONS and total <= RECENT_OUTPUT_BYTES:
+            if count <= RECENT_EXECUTIONS and self._finished_bytes <= RECENT_OUTPUT_BYTES:
                 break
             if execution.result is None:
                 continue
             del self.executions[execution_id]
             count -= 1
-            total -= execution.output_bytes
+            self._finished_bytes -= execution.output_bytes
 
     def discard_unstarted(self, session: Session) -> None:
         """A session whose kernel never started (refused by the sandbox, no such binary...)
