@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchlib import BareKernel, Bridge, machine, percentile, save, server_process, table
+from benchlib import RESULTS, BareKernel, Bridge, machine, percentile, save, server_process, table
 from tornado.httpclient import AsyncHTTPClient
 
 from icpy_kernels.runtime.channels import KernelClient
@@ -288,7 +288,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     deadline_hit = False
     flags = ("--sandbox", args.sandbox) if args.sandbox else ()
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(server_process(*flags))
+        profile = str(RESULTS / "server-load.prof") if args.profile else None
+        url = await stack.enter_async_context(server_process(*flags, profile=profile))
         health = url.replace("ws://", "http://").split("/ws")[0] + "/api/health"
         sandbox = json.loads((await AsyncHTTPClient().fetch(health)).body).get("sandbox")
         run_id = uuid.uuid4().hex[:8]
@@ -397,6 +398,8 @@ def cli() -> int:
     parser.add_argument("--load", type=int, default=0, metavar="N", help="run N busy-loop processes meanwhile")
     parser.add_argument("--sandbox", help="the server's --sandbox (default: its own, auto)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/load-*.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the server under cProfile; dump to bench/results/server-load.prof")
     args = parser.parse_args()
     unknown = set(args.languages.split(",")) - set(WORKLOADS)
     if unknown:
