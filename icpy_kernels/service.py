@@ -184,7 +184,7 @@ class Service:
         eid = request.execution_id
         if eid not in self.hub.feeds and eid not in self.manager.executions:
             store = self.hub.store
-            if store is None or await store.get_result(eid) is None:
+            if store is None or not store.might_have(eid) or await store.get_result(eid) is None:
                 # Checked again after the await: a concurrent retry may have started it.
                 if eid not in self.hub.feeds and eid not in self.manager.executions:
                     return None  # new: the caller tracks it before its next await

@@ -74,6 +74,11 @@ class HistoryStore:
         self._count = 0
         self._last_age_prune = 0.0
         self._closed = False
+        # Every execution_id with a row (and a few pruned ones): an execute carrying a client
+        # id asks ``might_have`` instead of waiting for the writer thread, which may be busy
+        # storing the previous result. Added on the loop before the row is written, so it
+        # never misses one; ids leave when their rows are pruned.
+        self._ids: set[str] = set()
 
     # -- running on the writer thread ----------------------------------------------
     def _open(self) -> None:
@@ -87,23 +92,27 @@ class HistoryStore:
         # Rows still 'running' belong to a server that died without finishing them.
         db.execute("UPDATE executions SET status = 'interrupted' WHERE status = 'running'")
         self._db = db
+        self._ids.update(eid for (eid,) in db.execute("SELECT execution_id FROM executions"))
         self._count = db.execute("SELECT count(*) FROM executions").fetchone()[0]
         self._prune()
 
     def _prune(self) -> None:
         assert self._db is not None
         if self.max_rows > 0 and self._count > self.max_rows:
-            cur = self._db.execute(
+            self._forget(self._db.execute(
                 "DELETE FROM executions WHERE seq <= (SELECT seq FROM executions "
-                "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (self.max_rows,))
-            self._count -= cur.rowcount
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?) RETURNING execution_id", (self.max_rows,)))
         now = time.time()
         if self.max_age > 0 and now - self._last_age_prune >= AGE_PRUNE_INTERVAL:
             self._last_age_prune = now
-            cur = self._db.execute(
-                "DELETE FROM executions WHERE started_at < ? AND status != 'running'",
-                (now - self.max_age,))
-            self._count -= cur.rowcount
+            self._forget(self._db.execute(
+                "DELETE FROM executions WHERE started_at < ? AND status != 'running' "
+                "RETURNING execution_id", (now - self.max_age,)))
+
+    def _forget(self, deleted: sqlite3.Cursor) -> None:
+        gone = [eid for (eid,) in deleted]
+        self._count -= len(gone)
+        self._ids.difference_update(gone)
 
     def _insert(self, row: dict[str, Any]) -> None:
         assert self._db is not None
@@ -173,13 +182,21 @@ class HistoryStore:
         future.add_done_callback(_log_failure)
         return future
 
+    def might_have(self, execution_id: str) -> bool:
+        """False only when no row exists for ``execution_id`` (True: ask ``get_result``)."""
+        return execution_id in self._ids
+
     def record_started(self, row: dict[str, Any]) -> None:
         """``row``: execution_id, session_id, connection_id, language, code. Never blocks."""
+        if not self._closed:
+            self._ids.add(row["execution_id"])
         self._background(self._insert, {"started_at": time.time(), **row})
 
     def record_finished(self, row: dict[str, Any], result: dict[str, Any],
                         updates: list[dict[str, Any]]) -> asyncio.Future[Any] | None:
         """Store the final result and the update log; the future is done once written."""
+        if not self._closed:
+            self._ids.add(row["execution_id"])
         return self._background(self._finish, {"started_at": time.time(), **row}, result, list(updates))
 
     async def get_result(self, execution_id: str) -> dict[str, Any] | None:

@@ -39,7 +39,9 @@ async def finished(store: HistoryStore, eid: str, n: int = 2, **kw):
 async def test_running_then_finished_with_identical_updates():
     store = HistoryStore(":memory:")
     await store.open()
+    assert not store.might_have("e1")
     store.record_started(row("e1"))
+    assert store.might_have("e1")  # at once, before the writer thread has stored the row
     [entry] = await store.list()
     assert entry["status"] == "running" and entry["finished_at"] is None
     assert entry["code"] == "print('e1')" and entry["started_at"].endswith("Z")
@@ -88,6 +90,8 @@ async def test_max_rows_keeps_the_newest():
         await finished(store, f"e{i}")
     assert [e["execution_id"] for e in await store.list()] == ["e4", "e3", "e2"]
     assert await store.get_result("e0") is None
+    # The in-memory id set follows the rows: pruned ids leave it, so it stays bounded.
+    assert [store.might_have(f"e{i}") for i in range(5)] == [False, False, True, True, True]
     await store.close()
 
 
@@ -104,6 +108,7 @@ async def test_max_age_drops_old_finished_entries(tmp_path):
     store = HistoryStore(path, max_age=60)  # pruned when opened (and then once a minute)
     await store.open()
     assert [e["execution_id"] for e in await store.list()] == ["new"]
+    assert store.might_have("new") and not store.might_have("old")
     await store.close()
 
 
@@ -116,7 +121,9 @@ async def test_a_file_survives_reopening_and_orphans_become_interrupted(tmp_path
     store.record_started(row("orphan"))  # the server "dies" before it finishes
     await store.close()
     store = HistoryStore(path)
-    await store.open()
+    assert not store.might_have("done")
+    await store.open()  # ids of the stored rows are known again, so retries still find them
+    assert store.might_have("done") and store.might_have("orphan") and not store.might_have("nope")
     assert await store.get_result("done") == result("done")
     assert await store.get_updates("done") == updates("done", 3)
     lost = await store.get_result("orphan")
