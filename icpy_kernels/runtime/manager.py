@@ -157,16 +157,17 @@ class SessionManager:
         """Bound the registry by count and by finished output bytes, oldest finished first.
         (Running executions are bounded by the sessions and max_output_size, and stay.)"""
         count = len(self.executions)
-        if count <= RECENT_EXECUTIONS and self._finished_bytes <= RECENT_OUTPUT_BYTES:
-            return
-        for execution_id, execution in list(self.executions.items()):
+        doomed = []
+        for execution_id, execution in self.executions.items():  # oldest first, stops early
             if count <= RECENT_EXECUTIONS and self._finished_bytes <= RECENT_OUTPUT_BYTES:
                 break
             if execution.result is None:
                 continue
-            del self.executions[execution_id]
+            doomed.append(execution_id)
             count -= 1
             self._finished_bytes -= execution.output_bytes
+        for execution_id in doomed:
+            del self.executions[execution_id]
 
     def discard_unstarted(self, session: Session) -> None:
         """A session whose kernel never started (refused by the sandbox, no such binary...)
