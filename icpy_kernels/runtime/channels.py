@@ -7,11 +7,17 @@ our reader's ``poll`` waits for an edge that is already gone. Under load this sh
 execution that saw ``status: idle`` but never its ``execute_reply`` (the reply sat in the
 socket until the next send). Sending through the asyncio socket itself lets pyzmq re-check
 ``ZMQ_EVENTS`` after the send and wake the reader (``tests/unit/test_channels.py`` shows both).
+
+``read_forever`` is the reader a session runs per channel; it re-arms its wait every quiet
+second, so a wake-up lost some other way costs a second and a log line, never a hang.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+from collections.abc import Callable
 from typing import Any
 
 import zmq.asyncio
@@ -20,6 +26,8 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from traitlets import Type
 
 log = logging.getLogger(__name__)
+
+REARM_INTERVAL = 1.0  # seconds a reader waits before it asks the socket again
 
 
 class _AsyncSend:
@@ -56,3 +64,29 @@ class KernelClient(AsyncKernelClient):
     shell_channel_class = Type(Channel)  # type: ignore[assignment]
     stdin_channel_class = Type(Channel)  # type: ignore[assignment]
     control_channel_class = Type(Channel)  # type: ignore[assignment]
+
+
+async def read_forever(channel: AsyncZMQSocketChannel, handle: Callable[[dict[str, Any]], None],
+                       label: str) -> None:
+    """Give every message of ``channel`` to ``handle``, in order, until cancelled.
+
+    Each wait is bounded: a fresh ``poll`` re-reads ``ZMQ_EVENTS``, so a message whose
+    wake-up was lost (a send we do not control, a pyzmq or libzmq quirk) is read a second
+    late and logged, instead of leaving an execution waiting for a reply it already has.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        try:
+            msg = await channel.get_msg(timeout=REARM_INTERVAL)
+        except queue.Empty:
+            continue
+        if loop.time() - started >= REARM_INTERVAL:
+            # Only the timeout's own re-check found it: it had been waiting unseen (a message
+            # arriving in the very same loop turn as the timer would say so too, rarely).
+            log.warning("%s: a message waited unseen on its socket (a lost ZMQ wake-up): %s",
+                        label, msg.get("msg_type"))
+        try:
+            handle(msg)
+        except Exception:  # a malformed message must not stop the reader
+            log.exception("%s: failed to handle %s", label, msg.get("msg_type"))

@@ -19,6 +19,7 @@ from ..errors import (
 from ..protocol import events
 from ..protocol.iopub import parent_id
 from ..provisioning.workspace import resolve_inside
+from .channels import read_forever
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
@@ -120,10 +121,11 @@ class Session:
         self.client = self.handle.client()
         self.client.start_channels()
         await self.client.wait_for_ready(timeout=READY_TIMEOUT)
+        label = f"session {self.id}"
         self._readers = [
-            asyncio.create_task(self._read(self.client.get_iopub_msg, self._on_iopub)),
-            asyncio.create_task(self._read(self.client.get_shell_msg, self._on_shell)),
-            asyncio.create_task(self._read(self.client.get_stdin_msg, self._on_stdin)),
+            asyncio.create_task(read_forever(self.client.iopub_channel, self._on_iopub, label)),
+            asyncio.create_task(read_forever(self.client.shell_channel, self._on_shell, label)),
+            asyncio.create_task(read_forever(self.client.stdin_channel, self._on_stdin, label)),
         ]
 
     async def _disconnect(self) -> None:
@@ -210,15 +212,7 @@ class Session:
             except Exception:  # a broken listener must not abort a restart or shutdown
                 log.exception("session %s: a listener failed on %s", self.id, event)
 
-    # -- readers: one task per channel, routing on parent_header.msg_id -------------
-    async def _read(self, get: Callable[..., Any], handle: Callable[[dict[str, Any]], None]) -> None:
-        while True:
-            msg = await get()
-            try:
-                handle(msg)
-            except Exception:  # a malformed message must not stop the reader
-                log.exception("session %s: failed to handle %s", self.id, msg.get("msg_type"))
-
+    # -- readers (channels.read_forever): one task per channel, routing on parent msg_id --
     def _on_iopub(self, msg: dict[str, Any]) -> None:
         execution = self._routes.get(parent_id(msg) or "")
         if execution is not None:

@@ -5,6 +5,7 @@ wake-up every time; ours must not. Loopback ZMQ only, no kernel."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -13,7 +14,7 @@ import zmq.asyncio
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
-from icpy_kernels.runtime.channels import Channel
+from icpy_kernels.runtime.channels import REARM_INTERVAL, Channel, read_forever
 
 ROUNDS = 10
 
@@ -65,3 +66,44 @@ async def test_the_jupyter_client_send_we_replace_does_lose_it():
     # channel can go.
     if await woken_readers(AsyncZMQSocketChannel) == ROUNDS:
         pytest.skip("jupyter_client's own send no longer loses the wake-up: runtime/channels.py can go")
+
+
+@pytest.mark.asyncio
+async def test_the_reader_recovers_a_lost_wakeup_within_a_second(caplog):
+    """Belt and braces: even when a send we do not control swallows the wake-up, the
+    session's reader finds the waiting message at its next re-arm and says so."""
+    ctx = zmq.asyncio.Context()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    session = Session(key=b"k")
+    stock = AsyncZMQSocketChannel(dealer, session)
+    seen: list[dict] = []
+    got = asyncio.Event()
+
+    def handle(msg: dict) -> None:
+        seen.append(msg)
+        got.set()
+
+    reader = asyncio.ensure_future(read_forever(stock, handle, "test"))
+    try:
+        stock.send(session.msg("kernel_info_request"))
+        ident = (await router.recv_multipart())[0]
+        await asyncio.sleep(0.05)
+        session.send(router, "kernel_info_reply", {"status": "ok"}, ident=ident)
+        time.sleep(0.02)  # noqa: ASYNC251 -- the reply lands while the loop is busy
+        stock.send(session.msg("kernel_info_request"))  # raw send: the wake-up is lost
+        started = time.monotonic()
+        await asyncio.wait_for(got.wait(), REARM_INTERVAL + 1)
+        waited = time.monotonic() - started
+        assert [m["msg_type"] for m in seen] == ["kernel_info_reply"]
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        dealer.close(linger=0)
+        router.close(linger=0)
+        ctx.term()
+    if waited > 0.5:  # it was lost (as it is every time here) and so it was logged
+        assert "lost ZMQ wake-up" in caplog.text
