@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -19,17 +20,28 @@ from icpy_kernels.runtime.channels import REARM_INTERVAL, Channel, read_forever
 ROUNDS = 10
 
 
-async def woken_readers(channel_class: type) -> int:
-    """How many of ROUNDS pending polls woke when a reply landed right before a send."""
+@contextlib.contextmanager
+def dealer_and_router() -> Iterator[tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]]:
+    """A client DEALER connected to a kernel-like ROUTER, on loopback; closed afterwards."""
     ctx = zmq.asyncio.Context()
     router = ctx.socket(zmq.ROUTER)
     port = router.bind_to_random_port("tcp://127.0.0.1")
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(f"tcp://127.0.0.1:{port}")
-    session = Session(key=b"k")
-    channel = channel_class(dealer, session)
-    woken = 0
     try:
+        yield dealer, router
+    finally:
+        dealer.close(linger=0)
+        router.close(linger=0)
+        ctx.term()
+
+
+async def woken_readers(channel_class: type) -> int:
+    """How many of ROUNDS pending polls woke when a reply landed right before a send."""
+    session = Session(key=b"k")
+    woken = 0
+    with dealer_and_router() as (dealer, router):
+        channel = channel_class(dealer, session)
         channel.send(session.msg("kernel_info_request"))
         ident = (await router.recv_multipart())[0]
         for _ in range(ROUNDS):
@@ -47,10 +59,6 @@ async def woken_readers(channel_class: type) -> int:
                 await dealer.recv_multipart()
             while await router.poll(20):
                 await router.recv_multipart()
-    finally:
-        dealer.close(linger=0)
-        router.close(linger=0)
-        ctx.term()
     return woken
 
 
@@ -72,13 +80,7 @@ async def test_the_jupyter_client_send_we_replace_does_lose_it():
 async def test_the_reader_recovers_a_lost_wakeup_within_a_second(caplog):
     """Belt and braces: even when a send we do not control swallows the wake-up, the
     session's reader finds the waiting message at its next re-arm and says so."""
-    ctx = zmq.asyncio.Context()
-    router = ctx.socket(zmq.ROUTER)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.connect(f"tcp://127.0.0.1:{port}")
     session = Session(key=b"k")
-    stock = AsyncZMQSocketChannel(dealer, session)
     seen: list[dict] = []
     got = asyncio.Event()
 
@@ -86,24 +88,29 @@ async def test_the_reader_recovers_a_lost_wakeup_within_a_second(caplog):
         seen.append(msg)
         got.set()
 
-    reader = asyncio.ensure_future(read_forever(stock, handle, "test"))
-    try:
-        stock.send(session.msg("kernel_info_request"))
-        ident = (await router.recv_multipart())[0]
-        await asyncio.sleep(0.05)
-        session.send(router, "kernel_info_reply", {"status": "ok"}, ident=ident)
-        time.sleep(0.02)  # noqa: ASYNC251 -- the reply lands while the loop is busy
-        stock.send(session.msg("kernel_info_request"))  # raw send: the wake-up is lost
-        started = time.monotonic()
-        await asyncio.wait_for(got.wait(), REARM_INTERVAL + 1)
-        waited = time.monotonic() - started
-        assert [m["msg_type"] for m in seen] == ["kernel_info_reply"]
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        dealer.close(linger=0)
-        router.close(linger=0)
-        ctx.term()
+    with dealer_and_router() as (dealer, router):
+        stock = AsyncZMQSocketChannel(dealer, session)
+        reader = asyncio.ensure_future(read_forever(stock, handle, "test"))
+        try:
+            await stock_reply_stranded(stock, session, router)
+            started = time.monotonic()
+            await asyncio.wait_for(got.wait(), REARM_INTERVAL + 1)
+            waited = time.monotonic() - started
+            assert [m["msg_type"] for m in seen] == ["kernel_info_reply"]
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
     if waited > 0.5:  # it was lost (as it is every time here) and so it was logged
         assert "lost ZMQ wake-up" in caplog.text
+
+
+async def stock_reply_stranded(stock: AsyncZMQSocketChannel, session: Session,
+                               router: zmq.asyncio.Socket) -> None:
+    """A reply lands, then jupyter_client's raw send swallows its wake-up."""
+    stock.send(session.msg("kernel_info_request"))
+    ident = (await router.recv_multipart())[0]
+    await asyncio.sleep(0.05)
+    session.send(router, "kernel_info_reply", {"status": "ok"}, ident=ident)
+    time.sleep(0.02)  # noqa: ASYNC251 -- the reply lands while the loop is busy
+    stock.send(session.msg("kernel_info_request"))  # raw send: the wake-up is lost
