@@ -82,10 +82,10 @@ async def read_forever(channel: AsyncZMQSocketChannel, handle: Callable[[dict[st
         except queue.Empty:
             continue
         if loop.time() - started >= REARM_INTERVAL:
-            # Only the timeout's own re-check found it: it had been waiting unseen (a message
-            # arriving in the very same loop turn as the timer would say so too, rarely).
-            log.warning("%s: a message waited unseen on its socket (a lost ZMQ wake-up): %s",
-                        label, msg.get("msg_type"))
+            # Read only when the wait timed out: it sat unseen (a lost wake-up), or the loop
+            # was blocked for that long (or it arrived in the timer's very turn, rarely).
+            log.warning("%s: %s read only at the reader's %.0f s re-check (a lost ZMQ wake-up,"
+                        " or a blocked event loop)", label, msg.get("msg_type"), REARM_INTERVAL)
         try:
             handle(msg)
         except Exception:  # a malformed message must not stop the reader
