@@ -3,13 +3,6 @@ when the module ends."""
 
 from __future__ import annotations
 
-import pytest
+from .harness import module_server
 
-from .harness import ThreadedServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(interrupt_grace=2.0).start()
-    yield srv
-    srv.stop()
+server = module_server(interrupt_grace=2.0)

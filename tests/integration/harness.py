@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -67,6 +68,19 @@ class ThreadedServer:
             return {s["session_id"]: s for s in self.manager.list_sessions()}
 
         return self.call(snapshot())
+
+
+def module_server(**settings: Any) -> Any:
+    """A module-scoped ``server`` fixture: one ThreadedServer with these settings, shared by
+    the module's tests and stopped (kernels and all) when the module ends."""
+
+    @pytest.fixture(scope="module")
+    def server() -> Any:
+        srv = ThreadedServer(**settings).start()
+        yield srv
+        srv.stop()
+
+    return server
 
 
 class Client:

@@ -13,18 +13,14 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from icpy_kernels.server.openapi import document, template
 
-from .harness import TOKEN, ThreadedServer
+from .harness import TOKEN, ThreadedServer, module_server
 
 RUN = uuid.uuid4().hex[:8]  # execution ids are unique per run (a history may keep old ones)
 LIMIT = 64 * 1024
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(keepalive_interval=0.5, max_message_size=LIMIT, interrupt_grace=2.0).start()
-    yield srv
-    srv.stop()
+server = module_server(keepalive_interval=0.5, max_message_size=LIMIT, interrupt_grace=2.0)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .harness import TOKEN, ThreadedServer
+from .harness import TOKEN, ThreadedServer, module_server
 from .test_rest import AUTH, error_of, fetch
 
 QUEUE = 16
@@ -25,12 +25,8 @@ BIG = ("from IPython.display import clear_output\n"  # ~12 MB: more than the soc
        "print('end')")
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(keepalive_interval=KEEPALIVE, send_queue_size=QUEUE, ws_ping_interval=GRACE,
-                         max_output_size=64 * 1024 * 1024).start()
-    yield srv
-    srv.stop()
+server = module_server(keepalive_interval=KEEPALIVE, send_queue_size=QUEUE, ws_ping_interval=GRACE,
+                       max_output_size=64 * 1024 * 1024)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from .harness import Client, ThreadedServer
+from .harness import Client, ThreadedServer, module_server
 from .rawws import RawSocket
 
 LINES = 40
@@ -25,11 +25,7 @@ STREAM = (
 EXPECTED = "".join(f"line {i:03d}\n" for i in range(LINES))
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(keepalive_interval=0.5).start()
-    yield srv
-    srv.stop()
+server = module_server(keepalive_interval=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,13 @@ from typing import Any
 
 import pytest
 
-from .harness import Client, ThreadedServer
+from .harness import Client, ThreadedServer, module_server
 from .rawws import RawSocket
 
 QUEUE = 16
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(send_queue_size=QUEUE, max_output_size=64 * 1024 * 1024).start()
-    yield srv
-    srv.stop()
+server = module_server(send_queue_size=QUEUE, max_output_size=64 * 1024 * 1024)
 
 
 @pytest.fixture(scope="module")
