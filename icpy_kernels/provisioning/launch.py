@@ -104,8 +104,14 @@ def _landlock(spec: dict) -> None:
     ruleset = libc.syscall(SYS_LANDLOCK["create"], ctypes.byref(attr), ctypes.c_size_t(size), 0)
     if ruleset < 0:
         _fail(f"landlock_create_ruleset failed: errno {ctypes.get_errno()}")
-    for path, rights in [("/", FS_READ)] + [(p, fs_all) for p in spec["landlock"]["writable"]]:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    # Read (and execute) only the view's paths, not "/": other sessions' connection files,
+    # the history database and the user's home stay out even under the server's own uid.
+    rules = [(p, FS_READ) for p in spec["landlock"].get("read", ["/"])]
+    for path, rights in rules + [(p, fs_all) for p in spec["landlock"]["writable"]]:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # an optional path this host lacks
         if not os.path.isdir(path):  # a file takes only file rights (exec, write, read, truncate)
             rights &= (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14)
         rule = PathBeneath(rights, fd)

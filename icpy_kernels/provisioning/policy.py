@@ -1,4 +1,5 @@
-"""Pure pieces of a sandboxed launch: rlimits, environment, mounts, command lines (no I/O but stat)."""
+"""Pure pieces of a sandboxed launch: rlimits, environment, command lines (no I/O but stat);
+what the kernel sees of the host is view.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 from .probe import bwrap_args
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
-TMPFS = ("/tmp", "/run", "/var/tmp")
 GiB = 1 << 30
 
 # The kernel's environment is built from scratch, never inherited: names ending in '*' are
@@ -92,7 +92,9 @@ def runtime_paths(kernel_cmd: list[str], path_env: str) -> list[str]:
 
     found = {sys.prefix, sys.base_prefix, sys.exec_prefix,
              str(Path(os.path.realpath(sys.executable)).parent.parent),
-             str(Path(icpy_kernels.__file__).resolve().parent.parent)}
+             # The package itself, not its parent: an editable install's parent is a whole
+             # checkout (tests, a history database someone left there...).
+             str(Path(icpy_kernels.__file__).resolve().parent)}
     for name in {kernel_cmd[0], "node", "bash"}:
         exe = shutil.which(name, path=path_env)
         if exe:
@@ -112,60 +114,6 @@ def hidden_ancestor(path: str) -> str | None:
         except OSError:
             return None
     return None
-
-
-def under(path: str, roots: tuple[str, ...] | list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def _parents_below(path: str, mount_points: list[str]) -> list[str]:
-    """Ancestors of ``path`` strictly between the deepest fresh mount holding it and itself."""
-    holders = [m for m in mount_points if under(path, [m]) and m != path]
-    if not holders:
-        return []
-    top = max(holders, key=len)
-    parts = Path(path).relative_to(top).parts
-    return [str(Path(top, *parts[:i])) for i in range(1, len(parts))]
-
-
-def mounts(*, workspace: str, private_dir: str, needed: list[str], other_uid: bool,
-           network: bool, tmp_size: int) -> list[str]:
-    """bwrap's filesystem arguments: read-only host, private tmpfs, rw workspace.
-
-    A needed path hidden by our tmpfs, or (for a dedicated uid) behind a directory that uid
-    cannot traverse such as ``/root``, gets that directory replaced by an empty tmpfs and
-    the path bound back in read-only: the rest of that directory stays invisible.
-    """
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for tmp in TMPFS:
-        if tmp_size > 0:
-            args += ["--size", str(tmp_size)]
-        args += ["--perms", "1777", "--tmpfs", tmp] if tmp != "/run" else ["--tmpfs", tmp]
-    covers: list[str] = []
-    binds: list[str] = []
-    for path in needed:
-        if under(path, TMPFS):
-            binds.append(path)
-        elif other_uid and (ancestor := hidden_ancestor(path)):
-            if ancestor not in covers:
-                covers.append(ancestor)
-            binds.append(path)
-    for cover in covers:
-        args += ["--tmpfs", cover]
-    fresh = [*TMPFS, *covers]
-    made: set[str] = set()
-    for path, how in [*((p, "--ro-bind") for p in binds),
-                      (private_dir, "--bind"), (workspace, "--bind")]:
-        # bwrap would create the missing parents 0700 root: the kernel's uid could not pass.
-        for parent in _parents_below(path, fresh):
-            if parent not in made:
-                made.add(parent)
-                args += ["--perms", "0755", "--dir", parent]
-        args += [how, path, path]
-    args += ["--chdir", workspace]
-    if not network:
-        args.insert(0, "--unshare-net")
-    return args
 
 
 def bwrap_command(bwrap: str, *, root: bool, kernel_cmd: list[str], outer: dict[str, Any],

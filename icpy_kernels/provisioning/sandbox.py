@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,16 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import Bool, Int, List, Unicode
 
-from . import policy
+from . import policy, safefs, view
 from .cgroups import KernelCgroup
+from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
 from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
 from .workspace import disk_usage
+
+# Places any uid may write on the host: swept of a dedicated uid's files when its lease
+# ends on tier C (A and B let a kernel write only its workspace and ipc directory).
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 
 GiB = 1 << 30
 
@@ -53,13 +59,17 @@ class SandboxProvisioner(LocalProvisioner):
     require_isolation = Bool(False, config=True, help="refuse tier C (no filesystem/network isolation)")
     uid_range = Unicode(DEFAULT_RANGE, config=True, help="uids leased to kernels when the server is root")
     env_allow = List(Unicode(), config=True, help="extra environment variables passed through")
+    ro_paths = List(Unicode(), config=True, help="host paths added read-only to the sandbox's view")
+    hide_paths = List(Unicode(), config=True, help="host directories covered if inside the view "
+                                                   "(the history database's, the server's log)")
 
     _caps: Capabilities | None = None
     _chosen: str = ""
     _lease: UidLease | None = None
     _cgroup: KernelCgroup | None = None
-    _private: Path | None = None
+    _private: PrivateDir | None = None
     _workspace: Path | None = None
+    _runtime: list[str] = []
     report: dict[str, Any] = {}
 
     # -- setup --------------------------------------------------------------------
@@ -87,44 +97,83 @@ class SandboxProvisioner(LocalProvisioner):
         name = f"sbx-{(self.kernel_id or os.urandom(6).hex())[:12]}"
         if caps.root:
             self._lease = UidLease.acquire(parse_range(self.uid_range))
-        self._make_dirs(name)
+        self._workspace = await asyncio.to_thread(self._make_workspace, name)
+        self._private = PrivateDir(jupyter_runtime_dir(), name, uid=self.uid, home=str(self._workspace))
         self._cgroup = KernelCgroup.create(name, memory=self.memory, pids=self.processes, cpu=self.cpu)
         if not caps.root and self._chosen == "rlimits":
             _undumpable()
 
-    def _make_dirs(self, name: str) -> None:
-        self._private = Path(jupyter_runtime_dir()) / name
-        self._private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def _make_workspace(self, name: str) -> Path:
+        """The workspace, made or reused, and given (all of it) to this kernel's uid.
+
+        Its parent is the server's; the workspace itself is opened without following a
+        symlink and reused only if it is ours or a sandbox uid's (a kept workspace)."""
         root = Path(self.workspace_root or Path(tempfile.gettempdir()) / "icpy-workspaces")
-        self._workspace = Path(os.path.realpath(self.workspace or root / name))
-        self._workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.uid is not None:
-            os.chown(self._private, self.uid, self.uid)
-            for path in [self._workspace, *self._workspace.rglob("*")]:
-                with contextlib.suppress(OSError):
-                    os.lchown(path, self.uid, self.uid)
+        target = Path(self.workspace) if self.workspace else root / name
+        parent = Path(os.path.realpath(target.parent))
+        parent.mkdir(parents=True, exist_ok=True)
+        owners = parse_range(self.uid_range) if self.uid is not None else ()
+        fd = safefs.make_dir(parent, target.name, mode=0o700, owners=owners)
+        try:
+            if self.uid is not None:
+                safefs.chown_tree(fd, self.uid, self.uid, top_mode=0o700)
+        finally:
+            os.close(fd)
+        return parent / target.name
+
+    def _retire_workspace(self) -> None:
+        """A kept workspace goes back to the server, 0700: no later kernel, whatever uid it
+        is leased, can read it (a session of the same name gets it back at its start)."""
+        assert self._workspace is not None
+        with contextlib.suppress(OSError):
+            fd = safefs.open_dir(self._workspace)
+            try:
+                safefs.chown_tree(fd, os.geteuid(), os.getegid(), top_mode=0o700)
+            finally:
+                os.close(fd)
+
+    def _writable_paths(self) -> list[Path]:
+        """The host directories this kernel can write: what the disk quota counts."""
+        paths = [self._workspace] if self._workspace else []
+        if self._private is not None and self._private.starts:
+            paths.append(self._private.ipc_dir)
+        return paths
+
+    def _view(self) -> view.View:
+        assert self._private is not None and self._workspace is not None
+        return view.build(
+            runtime=self._runtime, extra=self.ro_paths, network=self.network,
+            private_read=[str(self._private.connection_file)],
+            writable=[str(self._workspace), str(self._private.ipc_dir)],
+            files=self._private.etc_files, hide=self.hide_paths)
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         if self._private is None:
             await self._prepare()
         assert self._private is not None and self._workspace is not None
         km = self.parent
+        await asyncio.to_thread(self._private.new_start)
         if km is not None:
             # The kernel may have no network at all: ZeroMQ over unix sockets in a directory
-            # only it and the server can reach.
+            # only it and the server can reach. A fresh connection file each start: one the
+            # server wrote, that the kernel can read and never replace.
             km.cache_ports = False
             km.transport = "ipc"
-            km.ip = str(self._private / "k")
-            km.connection_file = str(self._private / "connection.json")
+            km.ip = str(self._private.ipc_dir / "k")
+            km.connection_file = str(self._private.connection_file)
         kwargs = await super().pre_launch(**kwargs)
-        if km is not None and self.uid is not None:
-            os.chown(km.connection_file, self.uid, self.uid)
+        if km is not None:
+            self._private.seal_connection_file()
         language = (self.kernel_spec.language or "") if self.kernel_spec else ""
+        server_path = (kwargs.get("env") or {}).get("PATH", os.defpath)
+        self._runtime = policy.runtime_paths(kwargs.get("cmd") or [sys.executable], server_path)
         kwargs["env"] = policy.sandbox_env(
             kwargs.get("env") or {}, workspace=str(self._workspace),
             extra_allow=tuple(self.env_allow), language=language, memory=self.memory,
             tmpdir="/tmp" if self._chosen == "bwrap" else str(self._workspace),
             rlimit_as=self._uses_rlimit_as(language))
+        # Only what the kernel can see: not the server's ~/.cargo/bin or pyenv shims.
+        kwargs["env"]["PATH"] = view.path_env(server_path, [*view.SYSTEM, *self._view().roots()])
         kwargs["cwd"] = str(self._workspace)
         return kwargs
 
@@ -152,18 +201,18 @@ class SandboxProvisioner(LocalProvisioner):
         if self._chosen == "bwrap":
             # Our pid namespace's init is bwrap: ipykernel's parent poller must not watch it.
             inner["env"]["JPY_PARENT_PID"] = "1"
-            needed = policy.runtime_paths(cmd, kwargs["env"].get("PATH", os.defpath))
-            mount_args = policy.mounts(
-                workspace=ws, private_dir=str(self._private), needed=needed,
-                other_uid=self.uid is not None, network=self.network,
+            mount_args = view.bwrap_args(
+                self._view(), workspace=ws, network=self.network,
                 tmp_size=min(self.disk_quota, self.memory) if self.memory > 0 else self.disk_quota)
             full = policy.bwrap_command(caps.bwrap or "bwrap", root=caps.root, kernel_cmd=cmd,
                                         outer=outer, inner=inner, mount_args=mount_args)
         else:
             self._check_reachable(cmd, kwargs["env"].get("PATH", os.defpath))
             if self._chosen == "landlock":
+                seen = self._view()
                 inner["landlock"] = {"abi": caps.landlock_abi, "network": self.network,
-                                     "writable": [ws, str(self._private), "/dev/null"]}
+                                     "read": [*seen.read, "/proc", "/dev", "/etc/passwd", "/etc/group"],
+                                     "writable": [*seen.writable, "/dev/null"]}
             full = policy.direct_command(kernel_cmd=cmd, spec={**outer, **inner},
                                          supervise=self._supervised)
         info = await super().launch_kernel(full, **kwargs)
@@ -267,18 +316,24 @@ class SandboxProvisioner(LocalProvisioner):
         if self._cgroup is not None:
             await self._cgroup.remove()
             self._cgroup = None
+        if self._private is not None:
+            await asyncio.to_thread(self._private.remove)
+            self._private = None
+        if self._workspace is not None:
+            # Before the uid goes back: nothing of this session stays readable to it.
+            if self.keep_workspace:
+                await asyncio.to_thread(self._retire_workspace)
+            else:
+                await asyncio.to_thread(shutil.rmtree, self._workspace, True)
         if self._lease is not None:
+            if self._chosen == "rlimits":
+                await asyncio.to_thread(safefs.remove_owned_by, self._lease.uid, SHARED_WRITABLE)
             await self._lease.release()
             self._lease = None
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
-        if self._workspace is not None and not self.keep_workspace:
-            await asyncio.to_thread(shutil.rmtree, self._workspace, True)
 
     # -- for the bridge -------------------------------------------------------------
     async def workspace_usage(self) -> int:
-        return await asyncio.to_thread(disk_usage, self._workspace) if self._workspace else 0
+        return sum([await asyncio.to_thread(disk_usage, p) for p in self._writable_paths()])
 
     def oom_killed(self) -> bool:
         return bool(self._cgroup and self._cgroup.oom_killed())

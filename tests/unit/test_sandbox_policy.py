@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from icpy_kernels.errors import ValidationError
-from icpy_kernels.provisioning import policy
+from icpy_kernels.provisioning import policy, view
 from icpy_kernels.provisioning.options import SessionSandbox, parse_session_sandbox
 from icpy_kernels.provisioning.probe import Capabilities, choose_tier
 from icpy_kernels.provisioning.workspace import resolve_inside, workspace_for
@@ -40,16 +42,35 @@ def test_rlimits_follow_what_can_be_counted():
     assert limits["RLIMIT_AS"] == 1 << 30 and limits["RLIMIT_NPROC"] == 64
 
 
-def test_mounts_hide_tmp_and_bind_workspace():
-    args = policy.mounts(workspace="/tmp/ws/a", private_dir="/tmp/rt/k", needed=["/tmp/venv"],
-                         other_uid=False, network=False, tmp_size=0)
-    assert args[0] == "--unshare-net" and args[1:4] == ["--ro-bind", "/", "/"]
+def test_view_binds_only_the_allow_list_and_the_kernels_own_files(tmp_path):
+    runtime = tmp_path / "venv"
+    (runtime / "bin").mkdir(parents=True)
+    secret = runtime / "secrets"
+    secret.mkdir()
+    seen = view.build(runtime=[str(runtime)], private_read=["/nonexistent/conn.json"],
+                      writable=["/tmp/ws/a", "/tmp/rt/ipc-1"], files={"/etc/passwd": "/p/passwd"},
+                      hide=[str(secret), "/root/elsewhere"])
+    args = view.bwrap_args(seen, workspace="/tmp/ws/a", tmp_size=0, network=False)
     joined = " ".join(args)
-    assert "--tmpfs /tmp" in joined and "--ro-bind /tmp/venv /tmp/venv" in joined
-    assert "--perms 0755 --dir /tmp/ws" in joined and "--bind /tmp/ws/a /tmp/ws/a" in joined
+    assert args[0] == "--unshare-net" and "--ro-bind / /" not in joined
+    assert f"--ro-bind {runtime} {runtime}" in joined and "--ro-bind /usr /usr" in joined
+    assert "/nonexistent" not in joined  # what this host lacks is left out
+    assert "--tmpfs /tmp" in joined and "--perms 0755 --dir /tmp/ws" in joined
+    assert "--bind /tmp/ws/a /tmp/ws/a" in joined and "--bind /tmp/rt/ipc-1 /tmp/rt/ipc-1" in joined
+    assert "--ro-bind /p/passwd /etc/passwd" in joined and "/etc/resolv.conf" not in joined
+    assert "/sys/fs/cgroup" not in joined and "--ro-bind /etc /etc" not in joined
+    assert f"--tmpfs {secret}" in joined and "/root/elsewhere" not in joined
     assert args[-2:] == ["--chdir", "/tmp/ws/a"]
-    assert "--unshare-net" not in policy.mounts(workspace="/w", private_dir="/p", needed=[],
-                                                other_uid=False, network=True, tmp_size=0)
+    with_net = view.bwrap_args(view.build(runtime=[], network=True), workspace="/w", tmp_size=0,
+                               network=True)
+    assert "--unshare-net" not in with_net and (
+        "/etc/resolv.conf" in with_net or not os.path.exists("/etc/resolv.conf"))
+
+
+def test_kernel_path_keeps_only_entries_inside_the_view():
+    path = "/root/.cargo/bin:/opt/venv/bin:/root/.pyenv/shims:/usr/local/bin:/usr/bin:/bin:rel"
+    assert view.path_env(path, ["/usr", "/bin", "/opt/venv"]) == "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
+    assert view.path_env("/root/x", ["/usr"]) == "/usr/local/bin:/usr/bin:/bin"
 
 
 def test_workspace_names_and_escapes(tmp_path):
