@@ -64,6 +64,9 @@ class Settings:
     disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold, checked after each execution")
     sandbox_uid_range: str = _opt("3000000-3000999", "uids leased to kernels when the server runs as root")
     kernel_env_allow: list[str] = _list("extra environment variable names (or PREFIX*) passed to kernels")
+    sandbox_ro_path: list[str] = _list(
+        "extra host path a sandboxed kernel may read (repeatable); the view is an allow-list"
+    )
     max_sessions_per_connection: int = _opt(16, "most sessions one connection may create")
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@ turned into the ``kernel_provisioner`` stanza that AsyncKernelManager hands to `
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ForbiddenError
+from ..history.store import default_path
 from .options import LIMITS, SessionSandbox
 from .probe import TIER_LETTER, TIERS, choose_tier, probe
+from .view import ETC, SYSTEM
 from .workspace import workspace_for
 
 PROVISIONER = "icpy-sandbox"
@@ -66,8 +69,18 @@ class SandboxPolicy:
             "keep_workspace": self.settings.keep_workspaces,
             "uid_range": self.settings.sandbox_uid_range,
             "env_allow": list(self.settings.kernel_env_allow),
+            "ro_paths": list(self.settings.sandbox_ro_path),
+            "hide_paths": self.secrets(),
         }
         return {"provisioner_name": PROVISIONER, "config": config}
+
+    def secrets(self) -> list[str]:
+        """Directories of the server's own that no kernel may see even if the view includes
+        a parent of them (e.g. ``--db`` inside the venv): the history database's."""
+        db = self.settings.db
+        if db == ":memory:":
+            return []
+        return [os.path.dirname(os.path.realpath(db or default_path()))]
 
     async def describe(self) -> dict[str, Any]:
         """For ``GET /api/health`` and ``icpy doctor``: what a new session would get."""
@@ -96,6 +109,7 @@ class SandboxPolicy:
             "bwrap_error": caps.bwrap_error,
             "limits": self.limits(),
             "workspace_root": str(self.root),
+            "view": {"system": list(SYSTEM), "etc": list(ETC), "extra": list(self.settings.sandbox_ro_path)},
         }
 
     def close(self) -> None:

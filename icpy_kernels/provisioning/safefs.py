@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,21 +86,12 @@ def _remove_entry(parent_fd: int, name: str) -> None:
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     except FileNotFoundError:
         return
-    if not stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
+        # shutil's fd-based rmtree checks each directory it opens against what it listed.
+        shutil.rmtree(name, ignore_errors=True, dir_fd=parent_fd)
+    else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=parent_fd)
-        return
-    try:
-        fd = open_dir(name, dir_fd=parent_fd)
-    except OSError:
-        return  # swapped for something else since the stat: leave it
-    try:
-        for entry in os.listdir(fd):
-            _remove_entry(fd, entry)
-    finally:
-        os.close(fd)
-    with contextlib.suppress(FileNotFoundError, OSError):
-        os.rmdir(name, dir_fd=parent_fd)
 
 
 def seal_file(parent_fd: int, name: str, *, uid: int, gid: int, mode: int) -> None:
@@ -113,6 +105,26 @@ def seal_file(parent_fd: int, name: str, *, uid: int, gid: int, mode: int) -> No
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def disk_usage(path: str | Path) -> int:
+    """Bytes allocated under ``path``, walked through descriptors: a directory swapped for a
+    symlink mid-walk (to ``/``, say) is never entered, so the figure is the kernel's alone."""
+    try:
+        top = open_dir(path)
+    except OSError:
+        return 0
+    total = os.fstat(top).st_blocks * 512
+    try:
+        for _, dirs, files, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+            for name in dirs + files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_blocks * 512
+    except OSError:
+        pass
+    finally:
+        os.close(top)
+    return total
 
 
 def remove_owned_by(uid: int, roots: Iterable[str]) -> int:

@@ -31,7 +31,6 @@ from .cgroups import KernelCgroup
 from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
 from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
-from .workspace import disk_usage
 
 # Places any uid may write on the host: swept of a dedicated uid's files when its lease
 # ends on tier C (A and B let a kernel write only its workspace and ipc directory).
@@ -333,7 +332,7 @@ class SandboxProvisioner(LocalProvisioner):
 
     # -- for the bridge -------------------------------------------------------------
     async def workspace_usage(self) -> int:
-        return sum([await asyncio.to_thread(disk_usage, p) for p in self._writable_paths()])
+        return sum([await asyncio.to_thread(safefs.disk_usage, p) for p in self._writable_paths()])
 
     def oom_killed(self) -> bool:
         return bool(self._cgroup and self._cgroup.oom_killed())
