@@ -119,7 +119,9 @@ def bwrap_args(view: View, *, workspace: str, tmp_size: int, network: bool) -> l
         made.add(path)
     for path in view.hidden:
         args += ["--tmpfs", path]
-    args += ["--chdir", workspace]
+    # The root itself is a tmpfs bwrap made: in a user namespace (non-root server) the
+    # kernel would own it and could fill memory through it. The binds above keep their modes.
+    args += ["--remount-ro", "/", "--chdir", workspace]
     if not network:
         args.insert(0, "--unshare-net")
     return args
