@@ -28,8 +28,9 @@ from traitlets import Bool, Int, List, Unicode
 from . import policy
 from .cgroups import KernelCgroup
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
+from .quota import FLOOR, QuotaWatcher
 from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
-from .workspace import disk_usage
+from .workspace import total_usage
 
 GiB = 1 << 30
 
@@ -46,7 +47,7 @@ class SandboxProvisioner(LocalProvisioner):
     cpu = Int(1000, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
     file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
     open_files = Int(1024, config=True, help="open file descriptors (RLIMIT_NOFILE)")
-    disk_quota = Int(GiB, config=True, help="workspace bytes, checked after each execution; also /tmp's size")
+    disk_quota = Int(GiB, config=True, help="bytes the kernel may write (watched while it runs); also /tmp's size")
     workspace = Unicode("", config=True, help="the kernel's read-write directory, its cwd and HOME")
     workspace_root = Unicode("", config=True, help="where a workspace is made when none is given")
     keep_workspace = Bool(False, config=True, help="keep the workspace when the kernel shuts down")
@@ -60,6 +61,8 @@ class SandboxProvisioner(LocalProvisioner):
     _cgroup: KernelCgroup | None = None
     _private: Path | None = None
     _workspace: Path | None = None
+    _quota: QuotaWatcher | None = None
+    _quota_stop: int | None = None  # usage when the watcher stopped the kernel, until asked
     report: dict[str, Any] = {}
 
     # -- setup --------------------------------------------------------------------
@@ -168,6 +171,7 @@ class SandboxProvisioner(LocalProvisioner):
                                          supervise=self._supervised)
         info = await super().launch_kernel(full, **kwargs)
         self.report = self._describe(limits, inner.get("seccomp"))
+        self._watch_quota()
         return info
 
     @property
@@ -211,7 +215,8 @@ class SandboxProvisioner(LocalProvisioner):
                 "cpu": {"millicores": self.cpu, "enforced_by": ["cgroup"] if "cpu" in cg else []},
                 "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
-                "disk_quota": {"bytes": self.disk_quota, "enforced_by": ["checked_after_execution"]},
+                "disk_quota": {"bytes": self.disk_quota, "watch_interval": FLOOR,
+                               "enforced_by": ["watcher", "checked_after_execution"] if self.disk_quota > 0 else []},
             },
         }
 
@@ -241,6 +246,7 @@ class SandboxProvisioner(LocalProvisioner):
         await super().send_signal(signum)
 
     async def kill(self, restart: bool = False) -> None:
+        await self._unwatch_quota()
         if self._supervised and self.process and self.process.poll() is None:
             # SIGKILL would orphan the daemons: the supervisor kills its tree on SIGTERM.
             with contextlib.suppress(OSError):
@@ -260,6 +266,7 @@ class SandboxProvisioner(LocalProvisioner):
             await kill_uid(self.uid)
 
     async def cleanup(self, restart: bool = False) -> None:
+        await self._unwatch_quota()
         await super().cleanup(restart)
         await self._kill_everything()
         if restart:
@@ -276,9 +283,34 @@ class SandboxProvisioner(LocalProvisioner):
         if self._workspace is not None and not self.keep_workspace:
             await asyncio.to_thread(shutil.rmtree, self._workspace, True)
 
+    # -- the disk quota, held while the kernel runs (quota.py) -------------------------
+    def _writable_paths(self) -> list[Path]:
+        """The host directories the kernel can write: what its disk quota counts."""
+        return [self._workspace] if self._workspace else []
+
+    def _watch_quota(self) -> None:
+        if self.disk_quota > 0:
+            paths = self._writable_paths()
+            self._quota = QuotaWatcher(lambda: total_usage(paths), self.disk_quota, self._over_quota)
+            self._quota.start()
+
+    async def _unwatch_quota(self) -> None:
+        if self._quota is not None:
+            await self._quota.stop()
+
+    async def _over_quota(self, used: int) -> None:
+        # Every process dies, detached writers included; the session finds its kernel dead.
+        self._quota_stop = used
+        await self.kill()
+
+    def take_quota_stop(self) -> int | None:
+        """The usage at which the watcher stopped the kernel, once (then None again)."""
+        used, self._quota_stop = self._quota_stop, None
+        return used
+
     # -- for the bridge -------------------------------------------------------------
     async def workspace_usage(self) -> int:
-        return await asyncio.to_thread(disk_usage, self._workspace) if self._workspace else 0
+        return await asyncio.to_thread(total_usage, self._writable_paths())
 
     def oom_killed(self) -> bool:
         return bool(self._cgroup and self._cgroup.oom_killed())

@@ -35,6 +35,10 @@ def disk_usage(path: Path | str) -> int:
     return total
 
 
+def total_usage(paths: list[Path]) -> int:
+    return sum(disk_usage(p) for p in paths)
+
+
 def resolve_inside(workspace: Path | str, requested: str) -> str:
     """The real path of ``requested`` (relative to the workspace), if it stays inside it."""
     base = Path(workspace).resolve()
