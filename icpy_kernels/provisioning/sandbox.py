@@ -148,6 +148,8 @@ class SandboxProvisioner(LocalProvisioner):
             memory=self.memory, processes=self.processes, file_size=self.file_size,
             open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
             count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()))
+        if self.disk_quota > 0:  # one file alone never outgrows the quota, whatever the watcher sees
+            limits["RLIMIT_FSIZE"] = min(limits.get("RLIMIT_FSIZE", self.disk_quota), self.disk_quota)
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
         outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
         if caps.seccomp:
@@ -213,7 +215,7 @@ class SandboxProvisioner(LocalProvisioner):
                               (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc" if self._own_count else "rlimit_nproc_shared_uid"]
                                                                         if "RLIMIT_NPROC" in limits else [])},
                 "cpu": {"millicores": self.cpu, "enforced_by": ["cgroup"] if "cpu" in cg else []},
-                "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
+                "file_size": {"bytes": limits.get("RLIMIT_FSIZE", self.file_size), "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
                 "disk_quota": {"bytes": self.disk_quota, "watch_interval": FLOOR,
                                "enforced_by": ["watcher", "checked_after_execution"] if self.disk_quota > 0 else []},

@@ -99,3 +99,16 @@ async def test_a_thread_writing_inside_an_execution_fails_it(server):
     workspace = Path(server.sessions()["quota-thread"]["sandbox"]["workspace"])
     assert await usage(str(workspace)) < 2 * QUOTA
     server.call(server.manager.shutdown_session("quota-thread"))
+
+
+async def test_no_file_outgrows_the_quota(server):
+    """RLIMIT_FSIZE is held at the disk quota when that is the smaller: a hard bound per file."""
+    attacker = await Client.connect(server.url())
+    quota = 4 << 20  # under the server's file size limit (8 MiB)
+    code = ("try:\n    open('one', 'wb').write(b'x' * (6 << 20))\n"
+            "except OSError as e: print('one', e.strerror)\n")
+    _, r = await attacker.execute(code, session_id="quota-file", config={"limits": {"disk_quota": quota}})
+    assert "one File too large" in out(r), r
+    limits = server.sessions()["quota-file"]["sandbox"]["limits"]
+    assert limits["file_size"] == {"bytes": quota, "enforced_by": ["rlimit_fsize"]}, limits
+    server.call(server.manager.shutdown_session("quota-file"))
