@@ -62,7 +62,7 @@ async def test_detached_writer_is_stopped_at_the_quota(server):
     await asyncio.sleep(1.0)
     assert await usage(workspace) == final, "something still writes to the workspace"
     print(f"detached writer stopped {stopped_after:.2f} s after its execution; workspace "
-          f"{final / 2**20:.1f} MiB under a {QUOTA / 2**20:.0f} MiB quota "
+          f"{final / 2**20:.1f} MiB with a {QUOTA / 2**20:.0f} MiB quota "
           f"(overshoot {(final - QUOTA) / 2**20:.1f} MiB)")
     assert QUOTA < max(peak, final) < 2 * QUOTA, (peak, final)
     await innocent_check(innocent, INN)
