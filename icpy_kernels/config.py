@@ -61,7 +61,7 @@ class Settings:
                                 "writable (0 = no limit; cap of config.limits.cpu)")
     file_size_limit: int = _opt(1 << 30, "largest file a kernel may write (bytes)")
     open_files_limit: int = _opt(1024, "open files per kernel process")
-    disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold, checked after each execution")
+    disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold: watched while code runs, its processes stopped past it")
     sandbox_uid_range: str = _opt("3000000-3000999", "uids leased to kernels when the server runs as root")
     kernel_env_allow: list[str] = _list("extra environment variable names (or PREFIX*) passed to kernels")
     sandbox_ro_path: list[str] = _list(

@@ -14,10 +14,19 @@ from ..errors import ForbiddenError
 from ..history.store import default_path
 from .options import LIMITS, SessionSandbox
 from .probe import TIER_LETTER, TIERS, choose_tier, probe
+from .quota import FLOOR
 from .view import ETC, SYSTEM
 from .workspace import workspace_for
 
 PROVISIONER = "icpy-sandbox"
+
+
+def disk_quota_enforcement(quota: int) -> dict[str, Any]:
+    """How the disk quota is held: the sandbox's watcher while code runs (stopping every process
+    of the kernel past it), a check after each execution, and RLIMIT_FSIZE per file."""
+    return {"enforced_by": ["watcher", "checked_after_execution"] if quota > 0 else [],
+            "watch_interval": FLOOR, "file_size_capped_at_quota": quota > 0,
+            "hard_limit": False}
 
 
 class SandboxPolicy:
@@ -108,6 +117,7 @@ class SandboxPolicy:
             "seccomp_error": caps.seccomp_error,
             "bwrap_error": caps.bwrap_error,
             "limits": self.limits(),
+            "disk_quota_enforcement": disk_quota_enforcement(self.limits()["disk_quota"]),
             "workspace_root": str(self.root),
             "view": {"system": list(SYSTEM), "etc": list(ETC), "extra": list(self.settings.sandbox_ro_path)},
         }

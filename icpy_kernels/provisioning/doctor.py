@@ -28,6 +28,13 @@ def _seccomp_line(info: dict, tier: str) -> str:
     return f"filter on every tier (no ptrace, mount, namespaces, bpf, io_uring, ...; {sockets})"
 
 
+def _disk(quota: int, how: dict) -> str:
+    if quota <= 0:
+        return "no limit (--disk-quota 0)"
+    return (f"{_size(quota)} per workspace (watcher, every >= {how['watch_interval']} s while code runs: "
+            "the kernel's processes stop past it; checked after each execution; RLIMIT_FSIZE per file)")
+
+
 async def report(settings: Settings) -> tuple[str, int]:
     """The text to print and the exit status (1 when ``--sandbox require`` cannot be met)."""
     policy = SandboxPolicy(settings)
@@ -61,7 +68,7 @@ async def report(settings: Settings) -> tuple[str, int]:
             f"  cpu:             {_cpu(limits['cpu'], info['cgroup_controllers'])}",
             f"  file size:       {_size(limits['file_size'])} (RLIMIT_FSIZE)",
             f"  open files:      {limits['open_files']} (RLIMIT_NOFILE)",
-            f"  disk quota:      {_size(limits['disk_quota'])} per workspace (checked after each execution)",
+            f"  disk quota:      {_disk(limits['disk_quota'], info['disk_quota_enforcement'])}",
         ]
         failed = mode == "require" and tier == "rlimits"
         if failed:

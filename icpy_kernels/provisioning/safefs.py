@@ -127,6 +127,10 @@ def disk_usage(path: str | Path) -> int:
     return total
 
 
+def total_usage(paths: Iterable[str | Path]) -> int:
+    return sum(disk_usage(p) for p in paths)
+
+
 def remove_owned_by(uid: int, roots: Iterable[str]) -> int:
     """Delete every entry owned by ``uid`` under ``roots`` (shared writable places such as
     /tmp), so that a uid leased again finds nothing of its previous session. Returns how

@@ -30,6 +30,7 @@ from . import policy, safefs, view
 from .cgroups import KernelCgroup
 from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
+from .quota import FLOOR, QuotaWatcher
 from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
 
 # Places any uid may write on the host: swept of a dedicated uid's files when its lease
@@ -51,7 +52,7 @@ class SandboxProvisioner(LocalProvisioner):
     cpu = Int(1000, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
     file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
     open_files = Int(1024, config=True, help="open file descriptors (RLIMIT_NOFILE)")
-    disk_quota = Int(GiB, config=True, help="workspace bytes, checked after each execution; also /tmp's size")
+    disk_quota = Int(GiB, config=True, help="bytes the kernel may write (watched while it runs); also /tmp's size")
     workspace = Unicode("", config=True, help="the kernel's read-write directory, its cwd and HOME")
     workspace_root = Unicode("", config=True, help="where a workspace is made when none is given")
     keep_workspace = Bool(False, config=True, help="keep the workspace when the kernel shuts down")
@@ -69,6 +70,8 @@ class SandboxProvisioner(LocalProvisioner):
     _private: PrivateDir | None = None
     _workspace: Path | None = None
     _runtime: list[str] = []
+    _quota: QuotaWatcher | None = None
+    _quota_stop: int | None = None  # usage when the watcher stopped the kernel, until asked
     report: dict[str, Any] = {}
 
     # -- setup --------------------------------------------------------------------
@@ -193,6 +196,8 @@ class SandboxProvisioner(LocalProvisioner):
             memory=self.memory, processes=self.processes, file_size=self.file_size,
             open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
             count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()))
+        if self.disk_quota > 0:  # one file alone never outgrows the quota, whatever the watcher sees
+            limits["RLIMIT_FSIZE"] = min(limits.get("RLIMIT_FSIZE", self.disk_quota), self.disk_quota)
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
         outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
         if caps.seccomp:
@@ -216,6 +221,7 @@ class SandboxProvisioner(LocalProvisioner):
                                          supervise=self._supervised)
         info = await super().launch_kernel(full, **kwargs)
         self.report = self._describe(limits, inner.get("seccomp"))
+        self._watch_quota()
         return info
 
     @property
@@ -257,9 +263,10 @@ class SandboxProvisioner(LocalProvisioner):
                               (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc" if self._own_count else "rlimit_nproc_shared_uid"]
                                                                         if "RLIMIT_NPROC" in limits else [])},
                 "cpu": {"millicores": self.cpu, "enforced_by": ["cgroup"] if "cpu" in cg else []},
-                "file_size": {"bytes": self.file_size, "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
+                "file_size": {"bytes": limits.get("RLIMIT_FSIZE", self.file_size), "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
-                "disk_quota": {"bytes": self.disk_quota, "enforced_by": ["checked_after_execution"]},
+                "disk_quota": {"bytes": self.disk_quota, "watch_interval": FLOOR,
+                               "enforced_by": ["watcher", "checked_after_execution"] if self.disk_quota > 0 else []},
             },
         }
 
@@ -289,6 +296,7 @@ class SandboxProvisioner(LocalProvisioner):
         await super().send_signal(signum)
 
     async def kill(self, restart: bool = False) -> None:
+        await self._unwatch_quota()
         if self._supervised and self.process and self.process.poll() is None:
             # SIGKILL would orphan the daemons: the supervisor kills its tree on SIGTERM.
             with contextlib.suppress(OSError):
@@ -308,6 +316,7 @@ class SandboxProvisioner(LocalProvisioner):
             await kill_uid(self.uid)
 
     async def cleanup(self, restart: bool = False) -> None:
+        await self._unwatch_quota()
         await super().cleanup(restart)
         await self._kill_everything()
         if restart:
@@ -330,9 +339,30 @@ class SandboxProvisioner(LocalProvisioner):
             await self._lease.release()
             self._lease = None
 
+    # -- the disk quota, held while the kernel runs (quota.py) -------------------------
+    def _watch_quota(self) -> None:
+        if self.disk_quota > 0:
+            paths = self._writable_paths()
+            self._quota = QuotaWatcher(lambda: safefs.total_usage(paths), self.disk_quota, self._over_quota)
+            self._quota.start()
+
+    async def _unwatch_quota(self) -> None:
+        if self._quota is not None:
+            await self._quota.stop()
+
+    async def _over_quota(self, used: int) -> None:
+        # Every process dies, detached writers included; the session finds its kernel dead.
+        self._quota_stop = used
+        await self.kill()
+
+    def take_quota_stop(self) -> int | None:
+        """The usage at which the watcher stopped the kernel, once (then None again)."""
+        used, self._quota_stop = self._quota_stop, None
+        return used
+
     # -- for the bridge -------------------------------------------------------------
     async def workspace_usage(self) -> int:
-        return sum([await asyncio.to_thread(safefs.disk_usage, p) for p in self._writable_paths()])
+        return await asyncio.to_thread(safefs.total_usage, self._writable_paths())
 
     def oom_killed(self) -> bool:
         return bool(self._cgroup and self._cgroup.oom_killed())

@@ -1,9 +1,8 @@
-"""Session workspaces: where they live, how big they are, what may be a working directory."""
+"""Session workspaces: where they live and what may be a working directory."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -13,26 +12,6 @@ def workspace_for(root: str | Path, session_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", session_id)[:64]
     digest = hashlib.sha256(session_id.encode()).hexdigest()[:8]
     return Path(root) / f"{safe}-{digest}"
-
-
-def disk_usage(path: Path | str) -> int:
-    """Bytes allocated under ``path`` (symlinks not followed; a vanished entry counts 0)."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total
 
 
 def resolve_inside(workspace: Path | str, requested: str) -> str:

@@ -120,12 +120,22 @@ class LocalKernel(KernelHandle):
         return getattr(self.km.provisioner, "report", None) or None
 
     async def after_execution(self) -> dict[str, Any] | None:
-        usage = getattr(self.km.provisioner, "workspace_usage", None)
+        provisioner = self.km.provisioner
+        usage = getattr(provisioner, "workspace_usage", None)
         if usage is None or not self._disk_quota:
             return None
+        # The quota watcher may have stopped the kernel (in this execution, or a detached writer
+        # since the last one). Once the files are gone (an execution that cleaned up) there is
+        # nothing to fail: the restart was already announced as session_restarted.
+        stopped = provisioner.take_quota_stop() if hasattr(provisioner, "take_quota_stop") else None
         used = await usage()
         if used <= self._disk_quota:
             return None
+        if stopped is not None:
+            return {"kind": "error", "ename": "DiskQuotaExceeded", "traceback": [],
+                    "evalue": f"Processes stopped: disk quota exceeded (the workspace reached {stopped} "
+                              f"bytes, over its quota of {self._disk_quota}); the kernel was restarted "
+                              "and its state is lost; delete files before running more code"}
         return {"kind": "error", "ename": "DiskQuotaExceeded", "traceback": [],
                 "evalue": f"The session workspace holds {used} bytes, over its quota of "
                           f"{self._disk_quota}; delete files before running more code"}

@@ -120,6 +120,7 @@ async def test_forced_tier_is_validated_and_reported():
         assert info["tier"] == "rlimits" and info["tier_requested"] == "rlimits"
         # Tier C isolates the network exactly when the seccomp filter works here.
         assert info["network_isolation"] is info["seccomp"] and info["tier_error"] is None
+        assert info["disk_quota_enforcement"]["enforced_by"] == ["watcher", "checked_after_execution"]
         assert sandbox.provisioner("s", SessionSandbox())["config"]["tier"] == "rlimits"
     finally:
         sandbox.close()
