@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from ..integration.harness import Client, ThreadedServer
-from .conftest import LIMITS
+from ..integration.harness import Client
+from .conftest import sandboxed_server
 from .helpers import out
 
 pytestmark = pytest.mark.gen_test(timeout=120)
@@ -26,9 +26,7 @@ LINKS = ("import os\n"
 def server(tmp_path_factory):
     """The suite's sandboxed server, with a history file: one more server path not to leak."""
     db = tmp_path_factory.mktemp("server-state") / "history.sqlite3"
-    srv = ThreadedServer(**LIMITS, db=str(db)).start()
-    yield srv
-    srv.stop()
+    yield from sandboxed_server(db=str(db))
 
 
 async def test_kernel_made_symlinks_are_refused_without_naming_server_paths(server):
