@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,12 +44,51 @@ CREATE INDEX IF NOT EXISTS executions_started ON executions (started_at);
 SUMMARY = ("execution_id, session_id, connection_id, language, code, status, started_at, "
            "finished_at, execution_time, exit_code, truncated, error")
 AGE_PRUNE_INTERVAL = 60.0
+# SQLite's companions of a database file: they hold the same rows (the WAL most recent ones).
+SIBLINGS = ("-wal", "-shm", "-journal")
 
 
 def default_path() -> Path:
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "icpy" / "history.sqlite3"
+
+
+def owner_only(path: Path) -> None:
+    """Create ``path`` (and any missing directories) readable by its owner alone.
+
+    The history holds every session's code and output, and kernels may run as other uids of
+    this machine: with ``--db`` outside a private home a 0644 file would let one session read
+    another's code. New directories get 0700 and the file 0600 whatever the umask; an existing
+    file of ours loses its group/other bits, and so do leftover -wal/-shm/-journal files (SQLite
+    creates new ones with the database file's mode).
+    """
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for parent in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            parent.mkdir(mode=0o700)
+            os.chmod(parent, 0o700)  # the umask may have taken bits from mkdir's mode
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    for name in (path, *(path.with_name(path.name + s) for s in SIBLINGS)):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        # Not ours (e.g. root serving a user's file): leave its owner's choice alone.
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(name, st.st_mode & 0o700)
 
 
 def iso(epoch: float | None) -> str | None:
@@ -83,7 +123,7 @@ class HistoryStore:
     # -- running on the writer thread ----------------------------------------------
     def _open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            owner_only(Path(self.path))
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             db.execute("PRAGMA journal_mode=WAL")

@@ -14,6 +14,7 @@ from ..provisioning.options import SessionSandbox, parse_session_sandbox
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+MAX_PATH_BYTES = 4096  # PATH_MAX
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ def parse_config(raw: Any, *, default_timeout: float, max_timeout: float, max_ou
     if cwd is not None and (not isinstance(cwd, str) or not cwd or "\0" in cwd):
         raise ValidationError(
             "'config.working_directory' must be a non-empty string", field="config.working_directory"
+        )
+    # Capped before the server walks it component by component (no path is longer on Linux).
+    if cwd is not None and len(cwd.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ValidationError(
+            f"'config.working_directory' is longer than {MAX_PATH_BYTES} bytes",
+            field="config.working_directory",
         )
 
     env = raw.get("environment") or {}

@@ -316,9 +316,10 @@ class Session:
                     field="config", execution_id=execution.execution_id)
             cwd = cfg.working_directory
             if cwd is not None and self.handle.workspace is not None:
-                # Relative to the workspace, and (symlinks resolved) never outside it.
+                # Relative to the workspace and never outside it; a thread, since it touches
+                # the file system (as often as the kernel's symlinks make it).
                 try:
-                    cwd = resolve_inside(self.handle.workspace, cwd)
+                    cwd = await asyncio.to_thread(resolve_inside, self.handle.workspace, cwd)
                 except ValueError as exc:
                     raise ValidationError(str(exc), field="config.working_directory",
                                           execution_id=execution.execution_id) from exc

@@ -82,9 +82,10 @@ class Server:
 
     @property
     def url(self) -> str:
+        """The WebSocket URL without the token."""
         host = self.settings.host
         host = f"[{host}]" if ":" in host else host
-        return f"ws://{host}:{self.port}/ws?token={self.settings.token}"
+        return f"ws://{host}:{self.port}/ws"
 
     async def stop(self) -> None:
         if self.http is not None:
@@ -101,9 +102,13 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then shut every kernel down before returning."""
     server = Server(settings)
     await server.start()
-    print(f"icpy_kernels serving on {server.url}", flush=True)
+    # stdout often ends up in a log other local users can read: a token the operator chose
+    # (and may reuse) stays out of it; a generated one must be printed, or nobody could connect.
     if settings.token_generated:
+        print(f"icpy_kernels serving on {server.url}?token={settings.token}", flush=True)
         print("(token generated for this run; set --token or ICPY_TOKEN to choose one)", flush=True)
+    else:
+        print(f"icpy_kernels serving on {server.url} (token from --token/ICPY_TOKEN)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

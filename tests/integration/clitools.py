@@ -68,17 +68,20 @@ def wait_gone(pids: set[int], timeout: float = 15) -> set[int]:
 class ServerProcess:
     """``icpy serve --port 0`` in a subprocess; ``url`` is read from what it prints."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
+        """``--token TOKEN``, unless ``env`` is given: then the token is whatever it says."""
+        token = ["--token", TOKEN] if env is None else []
         self.proc = subprocess.Popen(
-            [*ICPY, "serve", "--port", "0", "--token", TOKEN, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=REPO)
+            [*ICPY, "serve", "--port", "0", *token, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or clean_env(), cwd=REPO)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
+        self.banner = line = self.proc.stdout.readline()
         if "serving on" not in line:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()!r}")
-        # "icpy_kernels serving on ws://127.0.0.1:PORT/ws?token=..."
-        self.url = line.split("serving on ", 1)[1].strip().split("?", 1)[0]
+        # "icpy_kernels serving on ws://127.0.0.1:PORT/ws?token=..." (a generated token) or
+        # "icpy_kernels serving on ws://127.0.0.1:PORT/ws (token from --token/ICPY_TOKEN)"
+        self.url = line.split("serving on ", 1)[1].split()[0].split("?", 1)[0]
         self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
 
     def kernel_pids(self) -> set[int]:

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,31 @@ def test_local_ignores_icpy_url(served):
     proc = icpy("exec", "--local", "print('here')",
                 env=clean_env(ICPY_URL="ws://127.0.0.1:9/ws", ICPY_TOKEN=TOKEN))
     assert (proc.returncode, proc.stdout) == (0, "here\n"), proc.stderr
+
+
+# -- icpy serve's banner ------------------------------------------------------------------
+def sessions_status(url: str, token: str) -> int:
+    http = url.replace("ws://", "http://", 1).removesuffix("/ws") + "/api/sessions"
+    request = urllib.request.Request(http, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_the_banner_prints_a_generated_token_but_never_a_chosen_one():
+    chosen = "chosen-in-the-environment-0123456789"
+    server = ServerProcess(env=clean_env(ICPY_TOKEN=chosen))
+    try:
+        assert chosen not in server.banner and "token=" not in server.banner, server.banner
+        assert "ICPY_TOKEN" in server.banner  # says where the token comes from instead
+        assert sessions_status(server.url, chosen) == 200
+    finally:
+        assert server.stop()[0] == 0
+    server = ServerProcess(env=clean_env())
+    try:
+        token = server.banner.split("?token=", 1)[1].strip()
+        assert sessions_status(server.url, token) == 200  # the URL printed is the one to use
+    finally:
+        assert server.stop()[0] == 0
 
 
 def kernel_kind(pid: int) -> str | None:

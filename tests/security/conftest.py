@@ -24,9 +24,9 @@ LIMITS = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ThreadedServer(**LIMITS).start()
+def sandboxed_server(**settings):
+    """Body of a module's ``server`` fixture (``yield from`` it): LIMITS plus ``settings``."""
+    srv = ThreadedServer(**LIMITS, **settings).start()
     yield srv
     srv.stop()
     if not ROOT:
@@ -37,3 +37,8 @@ def server():
     while processes_of(uids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not processes_of(uids), f"sandbox processes outlived the server: {processes_of(uids)}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from sandboxed_server()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 
 import pytest
@@ -140,4 +142,49 @@ async def test_a_result_without_a_started_row_is_still_stored():
     await store.record_finished(row("x"), result("x", status="failed"), [])
     [entry] = await store.list()
     assert entry["status"] == "failed" and entry["error"]["ename"] == "E"
+    await store.close()
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def open_umask():
+    """A umask that would make files 0644 and directories 0755 (the usual default)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.asyncio
+async def test_the_database_its_directories_and_its_wal_are_owner_only(tmp_path, open_umask):
+    path = tmp_path / "made" / "by-store" / "history.sqlite3"
+    store = HistoryStore(path)
+    await store.open()
+    await finished(store, "secret")
+    wal = path.with_name(path.name + "-wal")
+    assert wal.exists()  # the write is in the WAL until a checkpoint
+    modes = {p.name: mode(p) for p in (path.parent.parent, path.parent, path, wal)}
+    assert modes == {"made": 0o700, "by-store": 0o700, path.name: 0o600, wal.name: 0o600}
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_an_existing_open_database_and_leftover_wal_are_narrowed(tmp_path, open_umask):
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path)
+    await store.open()
+    await finished(store, "old")
+    await store.close()
+    wal = path.with_name(path.name + "-wal")
+    for p in (path, wal):  # as an older server (or a crash) left them
+        p.touch()
+        p.chmod(0o644)
+    tmp_path.chmod(0o755)
+    store = HistoryStore(path)
+    await store.open()
+    assert (mode(path), mode(wal)) == (0o600, 0o600)
+    assert mode(tmp_path) == 0o755  # a directory the store did not create keeps its mode
+    assert await store.get_result("old") == result("old")
     await store.close()

@@ -61,6 +61,7 @@ def test_client_values_are_kept_and_capped():
         ({"code": "1", "config": {"max_output_size": -5}}, "config.max_output_size"),
         ({"code": "1", "config": {"working_directory": 7}}, "config.working_directory"),
         ({"code": "1", "config": {"working_directory": ""}}, "config.working_directory"),
+        ({"code": "1", "config": {"working_directory": "d/" * 2048 + "x"}}, "config.working_directory"),
         ({"code": "1", "config": {"environment": {"A": 1}}}, "config.environment"),
         ({"code": "1", "config": {"environment": {"1A": "x"}}}, "config.environment"),
         ({"code": "1", "config": {"environment": {"A=B": "x"}}}, "config.environment"),
@@ -73,6 +74,13 @@ def test_bad_fields_name_the_field(fields, field):
         execute(**fields)
     assert err.value.field == field
     assert err.value.to_dict()["code"] == "validation_error"
+
+
+def test_working_directory_is_capped_at_4096_bytes_not_characters():
+    assert execute(code="1", config={"working_directory": "é" * 2048}).config.working_directory
+    with pytest.raises(ValidationError) as err:
+        execute(code="1", config={"working_directory": "é" * 2048 + "x"})
+    assert err.value.field == "config.working_directory" and "4096 bytes" in str(err.value)
 
 
 def test_missing_code_message_is_the_documented_one():
