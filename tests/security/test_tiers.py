@@ -119,6 +119,24 @@ async def test_writes_outside_the_workspace(tier_server):
     assert "pwned.py" not in os.listdir(package)
 
 
+async def test_reads_outside_the_view(tier_server):
+    """Tier B reads only the view (Landlock rules on an allow-list, not on "/"): the runtime
+    directory with every kernel's connection file, the server's checkout and the user's home
+    stay closed even to the server's own uid. Tier C has host permissions only."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    targets = [jupyter_runtime_dir(), os.path.join(os.getcwd(), "pyproject.toml"),
+               os.environ["HOME"], "/sys/fs/cgroup"]
+    code = "import os\n" + "".join(
+        f"try:\n    os.listdir({t!r}) if os.path.isdir({t!r}) else open({t!r}).read(1); print('READ', {t!r})\n"
+        f"except OSError as e: print('denied', {t!r}, e.errno)\n" for t in targets)
+    text = out(await run(tier_server, code))
+    if tier_server.tier == "landlock":
+        assert "READ" not in text and text.count("denied") == len(targets), text
+    elif not ROOT:
+        assert f"READ {jupyter_runtime_dir()}" in text, text  # documented: no isolation on C
+
+
 async def test_server_environment_token_and_signals(tier_server):
     server_pid = os.getpid()
     code = (
