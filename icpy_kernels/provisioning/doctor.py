@@ -35,6 +35,14 @@ def _disk(quota: int, how: dict) -> str:
             "the kernel's processes stop past it; checked after each execution; RLIMIT_FSIZE per file)")
 
 
+def _view(tier: str, view: dict) -> str:
+    if tier == "rlimits":
+        return "the whole host, with the kernel uid's permissions (tier C)"
+    extra = f" + {', '.join(view['extra'])}" if view["extra"] else " (--sandbox-ro-path adds paths)"
+    return (f"allow-list, read-only: {', '.join(view['system'])}, interpreter and package "
+            f"prefixes, {len(view['etc'])} /etc files{extra}")
+
+
 async def report(settings: Settings) -> tuple[str, int]:
     """The text to print and the exit status (1 when ``--sandbox require`` cannot be met)."""
     policy = SandboxPolicy(settings)
@@ -56,6 +64,7 @@ async def report(settings: Settings) -> tuple[str, int]:
             f"{' (--allow-network lets a session ask)' if settings.allow_network else ''}",
             f"kernel uid:        {'a dedicated uid per kernel from ' + settings.sandbox_uid_range if info['dedicated_uid'] else 'the server uid (in a user namespace on tier A)'}",
             f"cgroups:           {', '.join(info['cgroup_controllers']) or 'none writable (limits by rlimits only)'}",
+            f"host view:         {_view(tier, info['view'])}",
         ]
         limits = info["limits"]
         mem_by = ("cgroup + " if "memory" in info["cgroup_controllers"] else "") + "RLIMIT_AS (Python kernels)"
