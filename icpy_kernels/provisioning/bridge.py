@@ -12,6 +12,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import ForbiddenError
 from ..history.store import default_path
+from .memory import host_report
 from .options import LIMITS, SessionSandbox
 from .probe import TIER_LETTER, TIERS, choose_tier, probe
 from .quota import FLOOR
@@ -112,6 +113,7 @@ class SandboxPolicy:
             "network_default": "isolated",
             "dedicated_uid": caps.root,
             "cgroup_controllers": caps.cgroup_controllers,
+            "memory": host_report(caps.cgroup_controllers),
             "landlock_abi": caps.landlock_abi,
             "seccomp": caps.seccomp,
             "seccomp_error": caps.seccomp_error,

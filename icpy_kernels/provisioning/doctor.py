@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from .bridge import SandboxPolicy
+from .memory import NODE_CODE_RANGE
 
 
 def _size(n: int) -> str:
@@ -67,12 +68,17 @@ async def report(settings: Settings) -> tuple[str, int]:
             f"host view:         {_view(tier, info['view'])}",
         ]
         limits = info["limits"]
-        mem_by = ("cgroup + " if "memory" in info["cgroup_controllers"] else "") + "RLIMIT_AS (Python kernels)"
+        mem = limits["memory"]
+        mem_by = (f"{_size(mem)} per kernel, all its processes together (memory cgroup; and "
+                  "RLIMIT_AS for Python kernels)" if info["memory"]["scope"] == "per_kernel" else
+                  f"{_size(mem)} per PROCESS, not per kernel (RLIMIT_AS only, no writable memory "
+                  f"cgroup: n processes may hold n x {_size(mem)}; Node gets "
+                  f"{_size(mem + NODE_CODE_RANGE)}, V8 reserves {_size(NODE_CODE_RANGE)} for code)")
         proc_by = ("pids cgroup + " if "pids" in info["cgroup_controllers"] else "") + (
             "RLIMIT_NPROC" if info["dedicated_uid"] or tier == "bwrap"
             else "RLIMIT_NPROC over all the server uid's tasks (shared uid)")
         lines += [
-            f"  memory:          {_size(limits['memory'])} per kernel ({mem_by})",
+            f"  memory:          {mem_by if mem > 0 else 'no limit (--memory-limit 0)'}",
             f"  processes:       {limits['processes']} per kernel ({proc_by})",
             f"  cpu:             {_cpu(limits['cpu'], info['cgroup_controllers'])}",
             f"  file size:       {_size(limits['file_size'])} (RLIMIT_FSIZE)",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .memory import address_space
 from .probe import bwrap_args
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
@@ -68,13 +69,15 @@ def sandbox_env(source: dict[str, str], *, workspace: str, extra_allow: tuple[st
 
 
 def rlimits(*, memory: int, processes: int, file_size: int, open_files: int,
-            rlimit_as: bool, count_processes: bool, shared_tasks: int = 0) -> dict[str, int]:
+            rlimit_as: bool, count_processes: bool, shared_tasks: int = 0,
+            language: str = "") -> dict[str, int]:
     """``count_processes``: the kernel's uid is its own (dedicated uid or user namespace).
     Otherwise RLIMIT_NPROC counts every task of the server's uid, so the cap is set
-    ``processes`` above the ``shared_tasks`` that uid runs now: a fork bomb still stops."""
+    ``processes`` above the ``shared_tasks`` that uid runs now: a fork bomb still stops.
+    ``language`` sizes RLIMIT_AS (Node's is larger: see ``memory.NODE_CODE_RANGE``)."""
     limits = {"RLIMIT_CORE": 0}
     if rlimit_as and memory > 0:
-        limits["RLIMIT_AS"] = memory
+        limits["RLIMIT_AS"] = address_space(memory, language)
     if processes > 0 and (count_processes or shared_tasks > 0):
         limits["RLIMIT_NPROC"] = processes + (0 if count_processes else shared_tasks)
     if file_size > 0:

@@ -28,6 +28,7 @@ from traitlets import Bool, Int, List, Unicode
 
 from . import policy, safefs, view
 from .cgroups import KernelCgroup
+from .memory import session_report, uses_rlimit_as
 from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
 from .quota import FLOOR, QuotaWatcher
@@ -47,7 +48,7 @@ class SandboxError(RuntimeError):
 class SandboxProvisioner(LocalProvisioner):
     tier = Unicode("auto", config=True, help="auto (strongest available), bwrap, landlock or rlimits")
     network = Bool(False, config=True, help="let the kernel use the network")
-    memory = Int(GiB, config=True, help="bytes of memory (cgroup, and RLIMIT_AS for Python)")
+    memory = Int(GiB, config=True, help="bytes of memory (cgroup and/or RLIMIT_AS: see memory.py)")
     processes = Int(256, config=True, help="processes and threads (pids cgroup / RLIMIT_NPROC)")
     cpu = Int(1000, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
     file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
@@ -180,12 +181,11 @@ class SandboxProvisioner(LocalProvisioner):
         return kwargs
 
     def _uses_rlimit_as(self, language: str) -> bool:
-        # Node reserves far more address space than it uses; it gets --max-old-space-size
-        # and the memory cgroup instead.
-        if language.lower() in ("javascript", "typescript"):
-            return False
-        return language.lower().startswith("python") or self._cgroup is None or \
-            "memory" not in self._cgroup.controllers
+        return uses_rlimit_as(language, cgroup=self._has_memory_cgroup)
+
+    @property
+    def _has_memory_cgroup(self) -> bool:
+        return self._cgroup is not None and "memory" in self._cgroup.controllers
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         assert self._caps is not None and self._private is not None and self._workspace is not None
@@ -195,7 +195,8 @@ class SandboxProvisioner(LocalProvisioner):
         limits = policy.rlimits(
             memory=self.memory, processes=self.processes, file_size=self.file_size,
             open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
-            count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()))
+            count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()),
+            language=language)
         if self.disk_quota > 0:  # one file alone never outgrows the quota, whatever the watcher sees
             limits["RLIMIT_FSIZE"] = min(limits.get("RLIMIT_FSIZE", self.disk_quota), self.disk_quota)
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
@@ -256,9 +257,9 @@ class SandboxProvisioner(LocalProvisioner):
             "network": "allowed" if self.network else "isolated",
             "workspace": str(self._workspace),
             "limits": {
-                "memory": {"bytes": self.memory, "enforced_by":
-                           (["cgroup"] if "memory" in cg else []) + (["rlimit_as"] if "RLIMIT_AS" in limits else [])
-                           + (["node_heap"] if "javascript" in str(self.kernel_spec.language if self.kernel_spec else "") else [])},
+                "memory": session_report(
+                    self.memory, (self.kernel_spec.language or "") if self.kernel_spec else "",
+                    cgroup=self._has_memory_cgroup, rlimit_as=limits.get("RLIMIT_AS", 0)),
                 "processes": {"count": self.processes, "enforced_by":
                               (["cgroup"] if "pids" in cg else []) + (["rlimit_nproc" if self._own_count else "rlimit_nproc_shared_uid"]
                                                                         if "RLIMIT_NPROC" in limits else [])},

@@ -289,6 +289,10 @@ const interrupter = new Worker(path.join(__dirname, 'interrupter.js'), {
   workerData: { ackBuffer, interruptFd: INTERRUPT_FD },
   stdout: false,
   stderr: false,
+  // Each isolate reserves its own JIT code range, 512 MiB of address space by default: under
+  // the sandbox's RLIMIT_AS (no memory cgroup) that would cost the user half a GiB, or stop
+  // node starting at all. The worker runs a few functions: 16 MiB is plenty.
+  resourceLimits: { codeRangeSizeMb: 16 },
 });
 interrupter.unref();
 interrupter.on('error', (err) => reportAsync(err, 'icpy interrupter failed:'));
