@@ -57,14 +57,31 @@ def _processes() -> dict[int, bytes]:
     return found
 
 
+def _descends_from_us(pid: int) -> bool:
+    """Whether ``pid`` is this test process's child, grandchild...: another suite running on
+    the same machine at the same time has kernels too, and they are not ours to count."""
+    me = os.getpid()
+    for _ in range(64):
+        if pid == me:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+    return False
+
+
 def kernel_processes(exclude: set[int] = frozenset()) -> list[tuple[int, str]]:
     """Live kernel processes: those naming the suite's runtime dir, and any other kernel-like
-    process not in ``exclude`` (what was already running when the suite started)."""
+    process of ours (a descendant) not in ``exclude`` (running when the suite started)."""
     marker = str(_RUNTIME_DIR).encode()
     return [
         (pid, cmd.replace(b"\0", b" ").decode(errors="replace"))
         for pid, cmd in _processes().items()
-        if marker in cmd or (pid not in exclude and any(m in cmd for m in KERNEL_MARKERS))
+        if marker in cmd or (pid not in exclude and any(m in cmd for m in KERNEL_MARKERS)
+                             and _descends_from_us(pid))
     ]
 
 

@@ -18,8 +18,12 @@ pytestmark = pytest.mark.gen_test(timeout=120)
 ATK, INN = "quota-attacker", "quota-innocent"
 QUOTA = LIMITS["disk_quota"]
 CHUNKS = 200  # 200 MiB at most: on code without the watcher the test fails, the disk does not fill
+# The watcher polls (every 0.2 s or so): a writer gets past the quota by what it writes in one
+# interval plus the kill, about 0.3 s here, longer on a loaded machine. ~2 s of writing at the
+# writers' 50 MiB/s is the bound: far below what they write when nothing stops them.
+OVERSHOOT = 96 << 20
 
-# A setsid double-forked daemon writes 1 MiB files (each under the file size limit) for ~2 s,
+# A setsid double-forked daemon writes 1 MiB files (each under the file size limit) for ~4 s,
 # then sleeps: it outlives the execution, which returns at once.
 DETACHED_WRITER = (
     "import os, time\n"
@@ -30,7 +34,7 @@ DETACHED_WRITER = (
     f"        for i in range({CHUNKS}):\n"
     "            with open(f'fill{i}', 'wb') as f:\n"
     "                f.write(chunk)\n"
-    "            time.sleep(0.01)\n"
+    "            time.sleep(0.02)\n"
     "        time.sleep(600)\n"
     "    os._exit(0)\n"
     "os.wait()\n"
@@ -64,7 +68,7 @@ async def test_detached_writer_is_stopped_at_the_quota(server):
     print(f"detached writer stopped {stopped_after:.2f} s after its execution; workspace "
           f"{final / 2**20:.1f} MiB with a {QUOTA / 2**20:.0f} MiB quota "
           f"(overshoot {(final - QUOTA) / 2**20:.1f} MiB)")
-    assert QUOTA < max(peak, final) < 2 * QUOTA, (peak, final)
+    assert QUOTA < max(peak, final) < QUOTA + OVERSHOOT, (peak, final)
     await innocent_check(innocent, INN)
 
     # The next execution restarts the kernel and says why; cleaning up makes it usable again.
@@ -86,7 +90,7 @@ async def test_a_thread_writing_inside_an_execution_fails_it(server):
             "def fill():\n"
             "    for i in range(100):\n"
             "        open(f'thread{i}', 'wb').write(b'x' * (1 << 20))\n"
-            "        time.sleep(0.01)\n"
+            "        time.sleep(0.02)\n"
             "threading.Thread(target=fill, daemon=True).start()\n"
             "time.sleep(30)\n")
     started = time.monotonic()
@@ -97,7 +101,7 @@ async def test_a_thread_writing_inside_an_execution_fails_it(server):
     assert r["error"]["evalue"].startswith("Processes stopped"), r
     assert elapsed < 10, elapsed  # stopped at the quota, not at the 30 s sleep's end
     workspace = Path(server.sessions()["quota-thread"]["sandbox"]["workspace"])
-    assert await usage(str(workspace)) < 2 * QUOTA
+    assert await usage(str(workspace)) < QUOTA + OVERSHOOT
     server.call(server.manager.shutdown_session("quota-thread"))
 
 
