@@ -39,6 +39,10 @@ class Settings:
     send_queue_size: int = _opt(
         1000, "broadcast/attached messages a client may have waiting; past it, it is dropped from them"
     )
+    max_subscriptions_per_connection: int = _opt(
+        256, "most topic patterns one connection (or one GET /api/events stream) may subscribe to")
+    max_subscriptions: int = _opt(4096, "most topic patterns subscribed on the whole server")
+    max_batch_size: int = _opt(100, "most requests in one JSON-RPC batch; a longer one gets one -32600 error")
     db: str = _opt("", "execution history SQLite file; ':memory:' keeps none across restarts "
                        "(default: <jupyter data dir>/icpy/history.sqlite3)")
     history_max_rows: int = _opt(100_000, "executions kept in the history (0 = no limit)")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
 from ..errors import IcpyError
 from .events import now
+from .messages import decode_json
 
 VERSION = "2.0"
 
@@ -69,9 +69,9 @@ def error_code(exc: IcpyError) -> int:
 def decode(text: str | bytes) -> Any:
     """Parse a frame or body; raises ``Rejected`` carrying a -32700 response."""
     try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejected(error(None, PARSE_ERROR, f"Parse error: {exc}")) from exc
+        return decode_json(text)
+    except errors.InvalidJSON as exc:
+        raise Rejected(error(None, PARSE_ERROR, f"Parse error: {exc.message}")) from exc
 
 
 def is_jsonrpc(message: Any) -> bool:

@@ -38,12 +38,24 @@ class ExecuteRequest:
     client_execution_id: bool = False
 
 
+def decode_json(text: str | bytes | bytearray, what: str = "Frame") -> Any:
+    """Parse JSON a client sent (frame, body, batch); every way it can fail is ``invalid_json``.
+
+    ``json.loads`` recurses once per nesting level: ``[[[...]]]`` a few thousand deep (a few
+    KB, far under any size limit) raises RecursionError, which is no ValueError and used to
+    escape the handlers (a dropped socket, a 500).
+    """
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise InvalidJSON(f"{what} is nested too deeply to parse") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidJSON(f"{what} is not valid JSON: {exc}") from exc
+
+
 def parse_frame(text: str | bytes) -> dict[str, Any]:
     """Decode one frame; anything but a JSON object is ``invalid_json``."""
-    try:
-        message = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJSON(f"Frame is not valid JSON: {exc}") from exc
+    message = decode_json(text)
     if not isinstance(message, dict):
         raise InvalidJSON("Frame must be a JSON object")
     return message

@@ -19,10 +19,15 @@ class HistoryQuery:
     before: str | None  # an execution_id: entries that started before it
 
 
-def parse_topics(message: dict[str, Any]) -> list[str]:
+def parse_topics(message: dict[str, Any], limit: int | None = None) -> list[str]:
+    """``limit``: the most patterns a subscriber may hold, so a flood is refused before any
+    work that grows with it (the bus checks the total it would reach)."""
     topics = message.get("topics")
     if not isinstance(topics, list) or not topics:
         raise ValidationError("'topics' must be a non-empty list of strings", field="topics")
+    if limit is not None and len(topics) > limit:
+        raise ValidationError(f"at most {limit} topic patterns may be subscribed ({len(topics)} sent)",
+                              field="topics", limit=limit)
     for topic in topics:
         if not isinstance(topic, str) or not topic.strip() or len(topic) > 256:
             raise ValidationError("every topic must be a non-empty string (at most 256 characters)",

@@ -13,6 +13,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ..config import Settings
+from ..events.bus import EventBus
 from ..events.hub import Hub
 from ..history.store import HistoryStore
 from ..history.store import default_path as default_history_path
@@ -67,7 +68,8 @@ class Server:
         self.manager = manager or make_manager(settings)
         self.store = HistoryStore(settings.db or default_history_path(),
                                   max_rows=settings.history_max_rows, max_age=settings.history_max_age)
-        self.service = Service(self.manager, Hub(store=self.store))
+        bus = EventBus(settings.max_subscriptions_per_connection, settings.max_subscriptions)
+        self.service = Service(self.manager, Hub(bus, store=self.store))
         self.app = make_app(settings, self.manager, self.service)
         self.http: HTTPServer | None = None
         self.port = settings.port

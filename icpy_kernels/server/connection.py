@@ -72,6 +72,9 @@ class Connection:
             await handler(message)
         except IcpyError as exc:
             self.send(events.error(exc))
+        except Exception as exc:  # a bug: tornado would drop the socket without a close code
+            log.exception("connection %s: frame failed", self.id)
+            self.send(events.error(IcpyError(f"Internal error: {exc}")))
 
     async def on_ping(self, message: dict[str, Any]) -> None:
         self.send(events.pong())

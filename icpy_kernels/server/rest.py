@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import uuid
@@ -15,7 +14,7 @@ from tornado import iostream, web
 from ..config import Settings
 from ..errors import IcpyError, InvalidJSON, PayloadTooLarge
 from ..protocol import events
-from ..protocol.messages import ExecuteRequest
+from ..protocol.messages import ExecuteRequest, decode_json
 from ..protocol.sharing import parse_history
 from ..runtime.execution import Execution
 from ..service import Service
@@ -66,10 +65,7 @@ class ApiHandler(web.RequestHandler):
     def json_body(self) -> dict[str, Any]:
         if not self._body.strip():
             return {}
-        try:
-            value = json.loads(self._body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidJSON(f"Body is not valid JSON: {exc}") from exc
+        value = decode_json(self._body, "Body")
         if not isinstance(value, dict):
             raise InvalidJSON("Body must be a JSON object")
         return value

@@ -36,7 +36,8 @@ class EventsHandler(QueuedNdjsonHandler):
 
     async def get(self) -> None:
         raw = [t.strip() for arg in self.get_query_arguments("topics") for t in arg.split(",")]
-        topics = parse_topics({"topics": [t for t in raw if t] or None})
+        topics = parse_topics({"topics": [t for t in raw if t] or None},
+                              self.config.max_subscriptions_per_connection)
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.subscription = self.service.hub.bus.subscribe(self._deliver, topics)
         try:

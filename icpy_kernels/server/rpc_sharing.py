@@ -84,7 +84,7 @@ class RpcSharing:
     # -- operations ----------------------------------------------------------------------
     def subscribe(self, call: Call, topics: list[str]) -> list[str]:
         if self.subscription is None:
-            self.subscription = self.service.hub.bus.subscribe(self._on_broadcast)
+            self.subscription = self.service.hub.bus.subscribe(self._on_broadcast, owner=self.connection_id)
         self.via = _via(call)
         self.overflowed = False
         return self.subscription.add(topics)
@@ -122,7 +122,8 @@ def _sharing(call: Call) -> RpcSharing:
 @method("events.subscribe")
 async def events_subscribe(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """``{topics}``: every pattern the connection now has; events arrive as ``events.event``."""
-    return {"topics": _sharing(call).subscribe(call, parse_topics(params))}
+    topics = parse_topics(params, call.service.settings.max_subscriptions_per_connection)
+    return {"topics": _sharing(call).subscribe(call, topics)}
 
 
 @method("events.unsubscribe")

@@ -93,9 +93,10 @@ class Sharing:
 
     # -- broadcast ----------------------------------------------------------------------
     async def on_subscribe(self, message: dict[str, Any]) -> None:
-        topics = parse_topics(message)
+        topics = parse_topics(message, self.service.settings.max_subscriptions_per_connection)
         if self.subscription is None:
-            self.subscription = self.service.hub.bus.subscribe(lambda _topic, event: self.deliver(event))
+            self.subscription = self.service.hub.bus.subscribe(
+                lambda _topic, event: self.deliver(event), owner=self.connection.id)
         self.overflowed = False
         self._reply("subscribed", message, {"topics": self.subscription.add(topics)})
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from icpy_kernels.events.bus import EventBus
+import random
+import time
+from fnmatch import fnmatchcase
+
+import pytest
+
+from icpy_kernels.errors import CapacityError, ValidationError
+from icpy_kernels.events.bus import EventBus, Matcher
 
 
 def collector():
@@ -96,3 +103,101 @@ def test_a_subscriber_may_unsubscribe_while_being_delivered_to():
     bus.publish("t", {"n": 1})
     bus.publish("t", {"n": 2})
     assert seen == [{"n": 1}]
+
+
+# -- limits and cost (issue 10, item 2) ---------------------------------------------------------
+def test_the_compiled_matcher_agrees_with_fnmatchcase():
+    rng = random.Random(7)
+    alphabet = ["a", "b", ".", "*", "?", "[ab]", "[!a]", "x", "[", "]"]
+    topics = ["".join(rng.choice("ab.x[]") for _ in range(rng.randint(0, 8))) for _ in range(300)]
+    for _ in range(200):
+        patterns = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
+                    for _ in range(rng.randint(1, 12))}
+        matcher = Matcher()
+        matcher.update(added=patterns)
+        dropped = set(rng.sample(sorted(patterns), len(patterns) // 2))
+        for topic in topics:
+            assert matcher(topic) == any(fnmatchcase(topic, p) for p in patterns), (topic, patterns)
+        matcher.update(removed=dropped)
+        for topic in topics:
+            assert matcher(topic) == any(fnmatchcase(topic, p) for p in patterns - dropped)
+
+
+def test_patterns_are_capped_per_owner_and_in_total():
+    bus = EventBus(max_per_owner=3, max_total=5)
+    _, deliver = collector()
+    native = bus.subscribe(deliver, ["a", "b"], owner="c1")
+    rpc = bus.subscribe(deliver, ["c"], owner="c1")  # the same connection over JSON-RPC
+    with pytest.raises(ValidationError) as refused:
+        rpc.add(["d"])
+    assert refused.value.field == "topics" and refused.value.details["limit"] == 3
+    assert native.add(["a"]) == ["a", "b"]  # already held: costs nothing
+    with pytest.raises(ValidationError):
+        bus.subscribe(deliver, ["1", "2", "3", "4"])  # no owner: counted alone
+    assert len(bus) == 2 and bus.total == 3  # a refused subscribe leaves nothing behind
+    bus.subscribe(deliver, ["x", "y"], owner="c2")
+    with pytest.raises(CapacityError) as full:
+        bus.subscribe(deliver, ["z"], owner="c3")
+    assert full.value.code == "capacity" and full.value.details["limit"] == 5
+    native.remove(["a"])
+    bus.subscribe(deliver, ["z"], owner="c3")  # room again
+    rpc.close()
+    assert bus.total == 4 and not bus.wants("c")
+
+
+def test_a_change_updates_the_cache_for_that_subscriber_only():
+    """Every (un)subscribe used to clear the whole per-topic cache: each later event then
+    matched every pattern of every subscriber again."""
+    bus = EventBus()
+    got, deliver = collector()
+    steady = bus.subscribe(deliver, ["code_execution.*"])
+    other = bus.subscribe(lambda t, e: None, ["session.*"])
+    assert bus.publish("code_execution.update", {}) == 1
+    calls = []
+    real = steady.matches
+    steady.matches = lambda topic: calls.append(topic) or real(topic)
+    for i in range(100):
+        other.add([f"x{i}.*"])
+        other.remove([f"x{i}.*"])
+        assert bus.publish("code_execution.update", {}) == 1
+    assert calls == []  # the steady subscriber was never matched again
+    other.add(["code_execution.update"])
+    assert bus.publish("code_execution.update", {}) == 2
+    other.remove(["code_execution.update"])
+    assert bus.publish("code_execution.update", {}) == 1
+
+
+def timed(matcher, topics: list[str]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for topic in topics:
+            matcher(topic)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def compiled(patterns: list[str]) -> Matcher:
+    matcher = Matcher()
+    matcher.update(added=patterns)
+    return matcher
+
+
+TOPICS = [f"session.s{i}.kernel_status" for i in range(2000)]
+
+
+def test_patterns_with_a_literal_prefix_cost_the_same_however_many():
+    one = timed(compiled(["code_execution.0.*[!x]"]), TOPICS)
+    many = timed(compiled([f"code_execution.{i}.*[!x]" for i in range(256)]), TOPICS)
+    print(f"2000 topics: 1 pattern {one * 1000:.1f} ms, 256 patterns {many * 1000:.1f} ms")
+    assert many < 3 * one + 0.002
+
+
+def test_leading_wildcards_are_one_regex_not_a_python_call_each():
+    """Patterns that start with a wildcard share one compiled alternation: C, not Python."""
+    patterns = [f"*.{i}.status" for i in range(256)]
+    ours = timed(compiled(patterns), TOPICS)
+    fnmatch_each = timed(lambda topic: any(fnmatchcase(topic, p) for p in patterns), TOPICS)
+    print(f"2000 topics against 256 leading-wildcard patterns: {ours * 1000:.1f} ms "
+          f"(fnmatchcase each: {fnmatch_each * 1000:.1f} ms)")
+    assert ours * 5 < fnmatch_each

@@ -52,6 +52,14 @@ def test_parse_error():
     assert jsonrpc.decode("[1]") == [1]
 
 
+def test_a_frame_nested_too_deep_is_a_parse_error():
+    deep = '{"jsonrpc": "2.0", "id": 1, "method": "m", "params": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(Rejected) as caught:
+        jsonrpc.decode(deep)
+    assert caught.value.response["error"]["code"] == -32700 and caught.value.response["id"] is None
+    assert "nested too deeply" in caught.value.response["error"]["message"]
+
+
 def test_is_jsonrpc_and_wrapped():
     assert jsonrpc.is_jsonrpc({"jsonrpc": "2.0"})
     assert jsonrpc.is_jsonrpc([])

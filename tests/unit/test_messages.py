@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from icpy_kernels.errors import InvalidJSON, ValidationError
-from icpy_kernels.protocol.messages import parse_execute, parse_frame
+from icpy_kernels.protocol.messages import decode_json, parse_execute, parse_frame
 
 LIMITS = {"default_timeout": 30.0, "max_timeout": 600.0, "max_output_size": 1000}
 
@@ -20,6 +20,30 @@ def execute(**fields):
 def test_frames_that_are_not_objects_are_invalid_json(frame):
     with pytest.raises(InvalidJSON):
         parse_frame(frame)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("text", [DEEP, '{"type": "ping", "x": ' + DEEP + "}", DEEP.encode(),
+                                  bytearray(b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}")])
+def test_json_nested_too_deep_is_invalid_json_not_a_recursion_error(text):
+    with pytest.raises(InvalidJSON, match="nested too deeply"):
+        decode_json(text)
+    with pytest.raises(InvalidJSON):
+        parse_frame(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", b"\xff\xfe", "\ud800", "[1,]", "NaN!"])
+def test_decode_json_names_what_was_sent(text):
+    with pytest.raises(InvalidJSON, match="^Body is not valid JSON"):
+        decode_json(text, "Body")
+
+
+def test_decode_json_returns_any_json_value():
+    assert decode_json("[1]") == [1] and decode_json(b'{"a": null}') == {"a": None}
+    nested = "[" * 200 + "]" * 200  # well under the limit: parsed
+    assert decode_json(nested)
 
 
 def test_defaults():
