@@ -36,7 +36,17 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchlib import RESULTS, BareKernel, Bridge, machine, percentile, save, server_process, table
+from benchlib import (
+    RESULTS,
+    TOKEN,
+    BareKernel,
+    Bridge,
+    machine,
+    percentile,
+    save,
+    server_process,
+    table,
+)
 from tornado.httpclient import AsyncHTTPClient
 
 from icpy_kernels.runtime.channels import KernelClient
@@ -290,7 +300,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
         profile = str(RESULTS / "server-load.prof") if args.profile else None
         url = await stack.enter_async_context(server_process(*flags, profile=profile))
-        health = url.replace("ws://", "http://").split("/ws")[0] + "/api/health"
+        health = url.replace("ws://", "http://").split("/ws")[0] + f"/api/health?token={TOKEN}"
         sandbox = json.loads((await AsyncHTTPClient().fetch(health)).body).get("sandbox")
         run_id = uuid.uuid4().hex[:8]
         runners: dict[str, list[Runner]] = {"bridge": [], "bare": []}

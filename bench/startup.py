@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-from benchlib import BareKernel, Bridge, save, server_process, table
+from benchlib import TOKEN, BareKernel, Bridge, save, server_process, table
 from tornado.httpclient import AsyncHTTPClient
 
 from icpy_kernels.runtime.kernelspecs import kernel_spec_manager
@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     samples: dict[str, dict[str, list[float]]] = {}
     skipped = []
     async with server_process() as url:
-        health = url.replace("ws://", "http://").split("/ws")[0] + "/api/health"
+        health = url.replace("ws://", "http://").split("/ws")[0] + f"/api/health?token={TOKEN}"
         for language in args.languages.split(","):
             kernel, code = LANGUAGES[language]
             if kernel not in specs:

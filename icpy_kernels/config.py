@@ -50,6 +50,14 @@ class Settings:
     language: list[str] = _list(
         "extra language mapping NAME=KERNELSPEC (repeatable), e.g. ruby=ruby3"
     )
+    header_timeout: float = _opt(10.0, "seconds a client has to send a request's headers (also the "
+                                       "idle limit of a kept-alive HTTP connection; 0 = tornado's hour)")
+    body_timeout: float = _opt(60.0, "seconds a client has to send an HTTP request body (0 = no limit)")
+    max_pending_connections: int = _opt(
+        64, "connections that have not shown the token yet; past it the oldest is closed (0 = no cap)"
+    )
+    fd_reserve: int = _opt(256, "file descriptors kept for kernels: new connections are closed at once "
+                                "past RLIMIT_NOFILE minus this (0 = no reserve)")
     # -- sandbox (docs/security.md) --
     sandbox: str = _opt("auto", "auto: strongest sandbox tier here; require: refuse kernels without "
                                 "filesystem+network isolation (tier A/B); off: plain local kernels")

@@ -9,7 +9,6 @@ import socket
 from typing import Any
 
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ..config import Settings
@@ -23,11 +22,13 @@ from ..runtime.kernelspecs import kernel_spec_manager
 from ..runtime.languages import LanguageTable
 from ..runtime.manager import SessionManager
 from ..service import Service
+from .gate import GatedHTTPServer
+from .logs import log_request
 from .rest import NotFoundHandler
 from .rest import routes as rest_routes
 from .rest_interactive import routes as interactive_routes
 from .rest_sharing import routes as sharing_routes
-from .websocket import ExecutionSocket, HealthHandler
+from .websocket import ExecutionSocket
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ def make_app(settings: Settings, manager: SessionManager, service: Service | Non
         [
             (r"/ws", ExecutionSocket, deps),
             (r"/ws/enhanced", ExecutionSocket, deps),
-            (r"/api/health", HealthHandler, deps),
             *rest_routes(deps),
             *interactive_routes(deps),
             *sharing_routes(deps),
@@ -57,6 +57,7 @@ def make_app(settings: Settings, manager: SessionManager, service: Service | Non
         websocket_ping_interval=settings.ws_ping_interval or None,
         websocket_ping_timeout=settings.ws_ping_interval or None,
         websocket_max_message_size=settings.max_message_size,
+        log_function=log_request,  # tornado's own would log ?token= with every 4xx
     )
 
 
@@ -71,14 +72,14 @@ class Server:
         bus = EventBus(settings.max_subscriptions_per_connection, settings.max_subscriptions)
         self.service = Service(self.manager, Hub(bus, store=self.store))
         self.app = make_app(settings, self.manager, self.service)
-        self.http: HTTPServer | None = None
+        self.http: GatedHTTPServer | None = None
         self.port = settings.port
 
     async def start(self) -> None:
         await self.store.open()  # an unusable --db fails the start, not the first execution
         sockets = bind_sockets(self.settings.port, self.settings.host, family=socket.AF_UNSPEC)
         self.port = sockets[0].getsockname()[1]
-        self.http = HTTPServer(self.app, max_body_size=self.settings.max_message_size, xheaders=False)
+        self.http = GatedHTTPServer(self.app, self.settings)
         self.http.add_sockets(sockets)
         self.manager.start()
 

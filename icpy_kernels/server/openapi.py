@@ -138,7 +138,13 @@ def _paths() -> dict[str, Any]:
     return {
         "/ws": ws,
         "/ws/enhanced": {"get": {**ws["get"], "summary": "Alias of /ws"}},
-        "/api/health": {"get": _op("Liveness and counts", _json({"type": "object"}, "ok"), public=True)},
+        "/api/health": {"get": _op(
+            "Liveness for anyone ({\"status\": \"ok\"}); with the token also sessions, connections, "
+            "languages and sandbox",
+            _json({"type": "object", "required": ["status"], "properties": {
+                "status": {"const": "ok"}, "sessions": {"type": "integer"}, "connections": {"type": "integer"},
+                "languages": {"type": "array", "items": {"type": "string"}}, "sandbox": {"type": "object"}}},
+                "ok (the details only with a valid token)"), 403, public=True)},
         "/api/openapi.json": {"get": _op("This document", _json({"type": "object"}, "OpenAPI 3"), public=True)},
         "/api/languages": {"get": _op(
             "Languages whose kernels are installed",

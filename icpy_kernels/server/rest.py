@@ -19,7 +19,7 @@ from ..protocol.sharing import parse_history
 from ..runtime.execution import Execution
 from ..service import Service
 from ..tasks import background
-from .auth import authenticate
+from .auth import authenticate, check_browser, request_token
 from .openapi import document
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class ApiHandler(web.RequestHandler):
     def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
         self.service = service
         self.config = settings
+        self.connections = connections
         self._body = bytearray()
         self._linger = False
 
@@ -50,6 +51,7 @@ class ApiHandler(web.RequestHandler):
         length = self.request.headers.get("Content-Length", "0")
         too_large = length.isdigit() and int(length) > self.config.max_message_size
         self._linger = too_large  # the unread body must not turn our answer into a reset
+        check_browser(self.request, self.config)
         if self.auth_required:
             authenticate(self.request, self.config.token)
         if too_large:
@@ -132,6 +134,30 @@ class OpenAPIHandler(ApiHandler):
 
     def get(self) -> None:
         self.finish(document())
+
+
+class HealthHandler(ApiHandler):
+    """``GET /api/health``: liveness for anyone; the counts, languages and sandbox with the token
+    (how busy the server is and what confines its kernels is not for every local process)."""
+
+    auth_required = False
+
+    async def get(self) -> None:
+        if request_token(self.request) is None:
+            self.finish({"status": "ok"})
+            return
+        authenticate(self.request, self.config.token)  # a wrong token is a 403, not a quiet "ok"
+        manager = self.service.manager
+        policy = getattr(manager.provider, "policy", None)
+        sandbox = await policy.describe() if policy is not None else {"mode": "off", "tier": None}
+        sandbox.pop("workspace_root", None)  # no server paths, even with the token
+        self.finish({
+            "status": "ok",
+            "sessions": len(manager.sessions),
+            "connections": len(self.connections),
+            "languages": manager.languages.available(),
+            "sandbox": sandbox,
+        })
 
 
 class LanguagesHandler(ApiHandler):
@@ -278,6 +304,7 @@ ID = r"(?P<{}>[A-Za-z0-9_.:@-]{{1,128}})"
 def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
     """The REST routes; every one of them is described in ``openapi.document()``."""
     table: list[tuple[str, type[web.RequestHandler]]] = [
+        (r"/api/health", HealthHandler),
         (r"/api/openapi\.json", OpenAPIHandler),
         (r"/api/languages", LanguagesHandler),
         (r"/api/execute", ExecuteHandler),

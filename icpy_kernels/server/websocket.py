@@ -7,7 +7,6 @@ import logging
 from collections import deque
 from typing import Any
 
-from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..config import Settings
@@ -15,7 +14,7 @@ from ..errors import AuthError, CapacityError
 from ..protocol import events
 from ..service import Service
 from ..tasks import background
-from .auth import authenticate, origin_allowed
+from .auth import Origins, authenticate, check_browser, local_port
 from .connection import Connection
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ class ExecutionSocket(WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         # Refuse before the upgrade, with a plain HTTP status a client can show.
         try:
+            check_browser(self.request, self.config)
             authenticate(self.request, self.config.token)
         except AuthError as exc:
             self.set_status(exc.http_status)
@@ -50,7 +50,7 @@ class ExecutionSocket(WebSocketHandler):
         await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
-        return origin_allowed(origin, self.request.host, self.config.allow_origin)
+        return Origins.of(self.config).origin_allowed(origin, local_port(self.request))
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Small frames must leave at once: Nagle plus delayed ACKs costs ~40 ms a round trip.
@@ -104,21 +104,3 @@ class ExecutionSocket(WebSocketHandler):
             self._writer.cancel()
         if self.connection is not None:
             background(self.connection.close(), f"closing connection {self.connection.id}")
-
-
-class HealthHandler(web.RequestHandler):
-    def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
-        self.manager = service.manager
-        self.connections = connections
-
-    async def get(self) -> None:
-        policy = getattr(self.manager.provider, "policy", None)
-        sandbox = await policy.describe() if policy is not None else {"mode": "off", "tier": None}
-        sandbox.pop("workspace_root", None)  # health is unauthenticated: no paths
-        self.finish({
-            "status": "ok",
-            "sessions": len(self.manager.sessions),
-            "connections": len(self.connections),
-            "languages": self.manager.languages.available(),
-            "sandbox": sandbox,
-        })

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from .harness import Client, ThreadedServer, module_server
+from .harness import TOKEN, Client, ThreadedServer, module_server
 from .rawws import RawSocket
 
 LINES = 40
@@ -199,7 +199,7 @@ async def test_websocket_ping_drops_a_dead_peer():
         raw = RawSocket(srv.port)
         assert raw.read_json()["type"] == "welcome"
         http = AsyncHTTPClient()
-        url = f"http://127.0.0.1:{srv.port}/api/health"
+        url = f"http://127.0.0.1:{srv.port}/api/health?token={TOKEN}"  # counts need the token
         counts = []
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
