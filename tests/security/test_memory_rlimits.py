@@ -72,7 +72,7 @@ async def test_report_says_per_process_rlimit_as(server):
     node = sessions["mem-node"]["sandbox"]["limits"]["memory"]
     assert node == {"bytes": MEMORY, "enforced_by": ["rlimit_as", "node_heap"], "scope": "per_process",
                     "rlimit_as_bytes": MEMORY + NODE_CODE_RANGE}, node
-    health = json.loads((await AsyncHTTPClient().fetch(server.url("/api/health", None).replace("ws", "http", 1))).body)
+    health = json.loads((await AsyncHTTPClient().fetch(server.url("/api/health").replace("ws", "http", 1))).body)
     assert health["sandbox"]["memory"] == {"enforced_by": ["rlimit_as"], "scope": "per_process"}, health
 
 
