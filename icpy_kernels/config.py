@@ -79,7 +79,15 @@ class Settings:
     sandbox_ro_path: list[str] = _list(
         "extra host path a sandboxed kernel may read (repeatable); the view is an allow-list"
     )
-    max_sessions_per_connection: int = _opt(16, "most sessions one connection may create")
+    max_sessions_per_connection: int = _opt(
+        16, "most sessions one client may have: a WebSocket connection, or REST calls from one address")
+    max_total_memory: int = _opt(
+        0, "sum of the memory limits of all sessions (bytes); 0 = 3/4 of this machine's RAM, -1 = no limit")
+    max_queued: int = _opt(256, "executions one session may hold, running and waiting (0 = no limit)")
+    max_queued_bytes: int = _opt(64 << 20, "bytes of code one session may hold waiting to run (0 = no limit)")
+    max_outbox_bytes: int = _opt(
+        128 << 20, "bytes a WebSocket client may have waiting to be written; past half, its frames are "
+                   "no longer read; past all, it is disconnected (1008)")
 
     def __post_init__(self) -> None:
         self.token_generated = False

@@ -12,7 +12,8 @@
     ├── SessionConflict            session_conflict 409  (e.g. a python session asked to run bash)
     ├── NotWaitingForInput         not_waiting_for_input 409  (input_reply for an execution not reading stdin)
     ├── CapacityError              capacity        503
-    │   └── SlowConsumer           slow_consumer   503  (a client too slow for its broadcasts: dropped from them)
+    │   ├── SlowConsumer           slow_consumer   503  (a client too slow for its broadcasts: dropped from them)
+    │   └── QueueFull              queue_full      429  (a session holds --max-queued executions / bytes)
     ├── KernelStartError           kernel_start_failed 500
     ├── SandboxUnavailable         sandbox_unavailable 503  (the sandbox cannot give what was asked)
     └── AuthError                  unauthorized 401 / forbidden 403
@@ -102,6 +103,13 @@ class CapacityError(IcpyError):
 
 class SlowConsumer(CapacityError):
     code = "slow_consumer"
+
+
+class QueueFull(CapacityError):
+    """Too much waiting in one session; the client may retry once earlier work has run."""
+
+    code = "queue_full"
+    http_status = 429
 
 
 class SandboxUnavailable(IcpyError):

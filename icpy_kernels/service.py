@@ -58,17 +58,19 @@ class Service:
             raise
         return request
 
-    async def execute(self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener]) -> Execution:
+    async def execute(self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener],
+                      client: str | None = None) -> Execution:
         """Run code, unless an execution with the client's ``execution_id`` already exists
         (running, finished, or in the history): then follow that one, so a retry never
-        runs the code twice."""
+        runs the code twice. ``client``: who a new session counts against (default: the
+        connection)."""
         if request.client_execution_id:
             existing = await self._existing(request, listeners)
             if existing is not None:
                 return existing
         track = self.hub.track(request, connection_id)
         try:
-            return await self.manager.execute(request, connection_id, [track, *listeners])
+            return await self.manager.execute(request, connection_id, [track, *listeners], client)
         except BaseException:
             if request.execution_id not in self.manager.executions:  # it never ran
                 self.hub.never_ran(request.execution_id)
@@ -128,7 +130,7 @@ class Service:
         return {"session_id": session.id, **editor_reply(request, content)}
 
     # -- sessions -----------------------------------------------------------------
-    async def create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def create_session(self, params: dict[str, Any], client: str | None = None) -> dict[str, Any]:
         session_id = optional_id(params, "session_id") or f"s-{uuid.uuid4().hex[:12]}"
         language = params.get("language", "python")
         if not isinstance(language, str) or not language:
@@ -137,7 +139,7 @@ class Service:
         if not isinstance(config, dict):
             raise ValidationError("'config' must be an object", field="config")
         session = self.manager.get_or_create(session_id, language, None,
-                                             sandbox=parse_session_sandbox(config))
+                                             sandbox=parse_session_sandbox(config), client=client)
         try:
             await session.ensure_started()
         except BaseException:

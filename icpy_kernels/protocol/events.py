@@ -3,24 +3,67 @@
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import IcpyError
 
+LARGE = 1 << 20  # an encoding this long is shared while in use, never kept for later
+
 _last_encoded: tuple[dict[str, Any] | None, str] = (None, "")
+_large: tuple[dict[str, Any], weakref.ref[_Shared]] | None = None
+
+
+class _Shared(str):
+    """A large encoding (a str subclass, so it can be weakly referenced)."""
+
+
+class Reply(dict[str, Any]):
+    """``{**event, **extra}`` whose encoding reuses the event's: a large result asked for
+    many times (``get_result`` with its ``request_id``) is encoded once, not per request."""
+
+    def __init__(self, event: dict[str, Any], extra: dict[str, Any]) -> None:
+        super().__init__({**event, **extra})
+        self.event, self.extra = event, extra
+
+
+def _forget(ref: weakref.ref[_Shared]) -> None:
+    global _large
+    if _large is not None and _large[1] is ref:
+        _large = None
+
+
+def _head(event: dict[str, Any]) -> str:
+    """The event's JSON text without its closing brace. One event usually goes to several
+    listeners in a row (its client, attached clients, the NDJSON stream), so the last
+    encoding is reused; a large one (a result can be tens of MB) is reused for as long as
+    some queued frame still holds it, and then freed. Events are not mutated once sent."""
+    global _last_encoded, _large
+    if _last_encoded[0] is event:
+        return _last_encoded[1]
+    if _large is not None and _large[0] is event and (shared := _large[1]()) is not None:
+        return shared
+    text = json.dumps(event)[:-1]
+    if len(text) < LARGE:
+        _last_encoded = (event, text)
+        return text
+    shared = _Shared(text)
+    _large = (event, weakref.ref(shared, _forget))
+    return shared
+
+
+def encode_parts(event: dict[str, Any]) -> tuple[str, str]:
+    """The event's JSON text as (a possibly shared head, a small tail): a queue of frames
+    holds the head once however many frames repeat it."""
+    if isinstance(event, Reply) and event.extra:
+        return _head(event.event), ", " + json.dumps(event.extra)[1:]
+    return _head(event), "}"
 
 
 def encode(event: dict[str, Any]) -> str:
-    """JSON text of an event. One event usually goes to several listeners in a row (its
-    client, attached clients, the NDJSON stream); a result can be tens of MB, so the last
-    encoding is reused rather than redone per listener. Events are not mutated once sent."""
-    global _last_encoded
-    if _last_encoded[0] is event:
-        return _last_encoded[1]
-    text = json.dumps(event)
-    _last_encoded = (event, text)
-    return text
+    """JSON text of an event (see ``_head`` for the reuse of encodings)."""
+    return "".join(encode_parts(event))
 
 
 def now() -> str:

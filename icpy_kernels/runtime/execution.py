@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[dict[str, Any]], None]
 
 TERMINAL = ("completed", "failed", "timeout", "interrupted")
+INTERRUPT_SETTLE = 0.05  # from execute_input to the cell's own code, in ipykernel
 
 
 def _size(update: Update) -> int:
@@ -49,6 +50,7 @@ class Execution:
 
     def __init__(self, request: ExecuteRequest, session_id: str, language: str) -> None:
         self.request = request
+        self.code_bytes = len(request.code.encode("utf-8", "surrogatepass"))  # its share of a queue
         self.execution_id = request.execution_id
         self.session_id = session_id
         self.language = language
@@ -89,6 +91,20 @@ class Execution:
         self.seq += 1
         self.last_output = time.monotonic()
         self.emit(events.execution_update(self.execution_id, self.seq, update))
+
+    async def until_in_user_code(self, limit: float = 2.0) -> None:
+        """Wait until the kernel has announced the cell (``execute_input``), plus a moment.
+
+        ipykernel ignores SIGINT while idle, and one that lands in its own code before the
+        cell runs aborts the request without any reply: the execution would then hang until
+        its timeout. An interrupt sent right after ``execute`` must wait for the cell.
+        """
+        deadline = time.monotonic() + limit
+        while self.execution_count is None and not self.done.is_set():
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(INTERRUPT_SETTLE)
 
     # -- kernel messages in -----------------------------------------------------
     def on_iopub(self, msg: dict[str, Any]) -> None:

@@ -93,6 +93,10 @@ class KernelProvider(abc.ABC):
                sandbox: SessionSandbox | None = None) -> KernelHandle:
         """A handle for a new kernel of that spec (not started yet), sandboxed as asked."""
 
+    def memory_limit(self, sandbox: SessionSandbox | None = None) -> int:
+        """The memory limit (bytes) a kernel created with these options has; 0 = none."""
+        return 0
+
     def close(self) -> None:
         """Release what the provider holds (e.g. the workspace root) once every kernel is gone."""
         return None  # a provider that holds nothing has nothing to release
@@ -185,6 +189,12 @@ class LocalKernelProvider(KernelProvider):
             provisioner = self.policy.provisioner(session_id or f"k-{uuid.uuid4().hex[:12]}",
                                                   sandbox or SessionSandbox())
         return LocalKernel(kernel_name, self.ksm, self.env, provisioner)
+
+    def memory_limit(self, sandbox: SessionSandbox | None = None) -> int:
+        options = sandbox or SessionSandbox()
+        if self.policy is None or not self.policy.enabled or not options.sandbox:
+            return 0  # a plain local kernel: nothing limits it
+        return self.policy.limits(options)["memory"]
 
     def close(self) -> None:
         if self.policy is not None:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Settings
-from ..errors import CapacityError, ExecutionNotFound, SessionConflict, SessionNotFound
+from ..errors import CapacityError, ExecutionNotFound, QueueFull, SessionConflict, SessionNotFound
 from ..protocol.messages import ExecuteRequest
 from ..provisioning.options import SessionSandbox
+from . import capacity
 from .execution import Execution, Listener
 from .kernels import KernelProvider
 from .languages import Language, LanguageTable
@@ -49,8 +50,11 @@ class SessionManager:
         return f"conn-{connection_id}-{language.name.replace(':', '-')}"
 
     def get_or_create(self, session_id: str | None, language_name: str, connection_id: str | None,
-                      sandbox: SessionSandbox | None = None) -> Session:
-        """The named session (created on first use) or the connection's default one."""
+                      sandbox: SessionSandbox | None = None, client: str | None = None) -> Session:
+        """The named session (created on first use) or the connection's default one.
+
+        ``client`` is who a new session counts against (default: the connection); REST names
+        its caller's address, having no connection that outlives a request."""
         if self._closing:
             raise CapacityError("The server is shutting down")
         language = self.languages.resolve(language_name)
@@ -74,18 +78,17 @@ class SessionManager:
                     session_id=session_id,
                 )
             return session
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise CapacityError(f"No capacity: {self.settings.max_sessions} sessions are running")
-        per_connection = self.settings.max_sessions_per_connection
-        if connection_id is not None and per_connection > 0 and sum(
-                s.owner == connection_id for s in self.sessions.values()) >= per_connection:
-            raise CapacityError(f"No capacity: this connection already has {per_connection} sessions")
+        client = client or connection_id
+        memory = capacity.session_memory(self.settings, self.provider.memory_limit(sandbox))
+        capacity.admit_session(self.sessions.values(), self.settings, client, memory)
         session = Session(
             session_id,
             language,
             self.provider.create(language.kernel_name, session_id=session_id, sandbox=sandbox),
             named=named,
             owner=connection_id,
+            client=client,
+            memory=memory,
             interrupt_grace=self.settings.interrupt_grace,
             keepalive_interval=self.settings.keepalive_interval,
         )
@@ -126,11 +129,17 @@ class SessionManager:
 
     # -- executions ---------------------------------------------------------------
     async def execute(
-        self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener]
+        self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener],
+        client: str | None = None,
     ) -> Execution:
         session = self.get_or_create(request.session_id, request.language, connection_id,
-                                     sandbox=request.config.sandbox)
+                                     sandbox=request.config.sandbox, client=client)
         execution = Execution(request, session.id, session.language.name)
+        try:
+            capacity.admit_execution(session, self.settings, execution.code_bytes)
+        except QueueFull:
+            self.discard_unstarted(session)
+            raise
         execution.listeners.extend(listeners)
         self.executions[execution.execution_id] = execution
         try:

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 LIVENESS_INTERVAL = 0.5  # how often a running execution checks that its kernel still lives
 SILENT_TIMEOUT = 15.0  # bound on our own bookkeeping snippets (context enter/exit)
 READY_TIMEOUT = 60.0
-INTERRUPT_SETTLE = 0.05  # from execute_input to the cell's own code, in ipykernel
 
 SessionListener = Callable[[dict[str, Any]], None]
 
@@ -43,6 +42,8 @@ class Session:
         *,
         named: bool,
         owner: str | None,
+        client: str | None = None,
+        memory: int = 0,
         interrupt_grace: float = 2.0,
         keepalive_interval: float = 5.0,
     ) -> None:
@@ -50,7 +51,9 @@ class Session:
         self.language = language
         self.handle = handle
         self.named = named
-        self.owner = owner
+        self.owner = owner  # the connection whose default session this is (or that named it)
+        self.client_id = client or owner  # who counts it (runtime/capacity.py), on any transport
+        self.memory = memory  # what it counts against --max-total-memory
         self.interrupt_grace = interrupt_grace
         self.keepalive_interval = keepalive_interval
         self.created = time.time()
@@ -60,6 +63,7 @@ class Session:
         self.restarts = 0
         self.listeners: list[SessionListener] = []  # session-level events (restart, shutdown)
         self.queued = 0
+        self.queued_bytes = 0  # code of the executions held (runtime/capacity.py bounds both)
         self.current: Execution | None = None
         self.client: Any = None
         self._lock = asyncio.Lock()  # FIFO: executions run in arrival order
@@ -295,7 +299,9 @@ class Session:
     # -- executions ---------------------------------------------------------------
     async def execute(self, execution: Execution) -> Execution:
         """Queue behind earlier executions, then run; the result is also told to listeners."""
+        size = execution.code_bytes
         self.queued += 1
+        self.queued_bytes += size
         self.last_activity = time.monotonic()
         try:
             async with self._lock:
@@ -303,6 +309,7 @@ class Session:
                 await self._run(execution)
         finally:
             self.queued -= 1
+            self.queued_bytes -= size
             self.last_activity = time.monotonic()
         return execution
 
@@ -433,7 +440,7 @@ class Session:
         execution = self.current
         if execution is None:
             return False
-        await self._until_in_user_code(execution)
+        await execution.until_in_user_code()
         if self.current is not execution or execution.done.is_set():
             # It ended while we waited: the signal would land on the next execution's cell
             # (or before it, where ipykernel drops the request and it hangs to its timeout).
@@ -441,21 +448,6 @@ class Session:
         execution.interrupt_requested = True
         await self.handle.interrupt()
         return True
-
-    @staticmethod
-    async def _until_in_user_code(execution: Execution, limit: float = 2.0) -> None:
-        """Wait until the kernel has announced the cell (``execute_input``), plus a moment.
-
-        ipykernel ignores SIGINT while idle, and one that lands in its own code before the
-        cell runs aborts the request without any reply: the execution would then hang until
-        its timeout. An interrupt sent right after ``execute`` must wait for the cell.
-        """
-        deadline = time.monotonic() + limit
-        while execution.execution_count is None and not execution.done.is_set():
-            if time.monotonic() >= deadline:
-                return
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(INTERRUPT_SETTLE)
 
     def describe(self) -> dict[str, Any]:
         return {

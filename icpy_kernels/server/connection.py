@@ -28,6 +28,10 @@ Send = Callable[[dict[str, Any]], None]
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+async def _always() -> None:
+    return None
+
+
 class Connection:
     """Everything a WebSocket does, minus the socket: feed it frames, it calls ``send``.
 
@@ -50,6 +54,9 @@ class Connection:
         interactive.install(self)  # interrupt, input_reply, complete/inspect/is_complete, session ops
         # Broadcast/attached traffic goes through a bounded queue; the socket replaces this.
         self.send_bounded: Callable[[dict[str, Any]], bool] = lambda event: self.send(event) or True
+        # Resolves once the client's outbox has room (the socket replaces this too).
+        self.room: Callable[[], Awaitable[None]] = _always
+        self._answers = asyncio.Lock()
         self.sharing = sharing.install(self)  # subscribe/attach, get_result/history, resume
         self.rpc = Dispatcher(service, self.id, send, self.spawn,  # JSON-RPC on the same socket
                               send_bounded=lambda event: self.send_bounded(event))
@@ -106,6 +113,16 @@ class Connection:
             log.exception("connection %s: execution %s failed", self.id, request.execution_id)
             self.send(events.error(IcpyError(f"Internal error: {exc}", execution_id=request.execution_id)))
         return None
+
+    async def answer(self, produce: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """Send what ``produce`` returns once the client has read enough of what it was sent.
+
+        For answers that may be large (a result, a page of history): one at a time, each
+        made only when the outbox has room, so a client that asks without reading holds
+        a bounded outbox and a queue of small waiting tasks, not a copy per request."""
+        async with self._answers:
+            await self.room()
+            self.send(await produce())
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

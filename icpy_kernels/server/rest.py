@@ -43,6 +43,12 @@ class ApiHandler(web.RequestHandler):
         self._body = bytearray()
         self._linger = False
 
+    @property
+    def client(self) -> str:
+        """Who the sessions this request creates count against (``max_sessions_per_connection``):
+        an HTTP request has no connection that outlives it, so it is the caller's address."""
+        return f"rest:{self.request.remote_ip}"
+
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
@@ -200,7 +206,7 @@ class ExecuteHandler(NdjsonHandler):
         self.request_spec = request
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.task: asyncio.Future[Execution] = asyncio.ensure_future(
-            self.service.execute(request, self.caller, [queue.put_nowait]))
+            self.service.execute(request, self.caller, [queue.put_nowait], self.client))
         self.task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             if self.wants_stream():
@@ -275,7 +281,7 @@ class SessionsHandler(ApiHandler):
         self.finish({"sessions": self.service.list_sessions()})
 
     async def post(self) -> None:
-        session = await self.service.create_session(self.json_body())
+        session = await self.service.create_session(self.json_body(), self.client)
         self.set_status(201)
         self.finish(session)
 

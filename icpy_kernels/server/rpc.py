@@ -206,7 +206,7 @@ async def execute_interrupt(call: Call, params: dict[str, Any]) -> dict[str, Any
 # -- sessions and languages -----------------------------------------------------------
 @method("session.create")
 async def session_create(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return await call.service.create_session(params)
+    return await call.service.create_session(params, call.connection_id)
 
 
 @method("session.list")

@@ -135,23 +135,26 @@ class Sharing:
         execution_id = require_id(message, "execution_id")
         rid = _request_id(message)
 
-        async def get() -> None:
-            self.connection.send({**await self.service.get_result(execution_id), **rid})
+        async def get() -> dict[str, Any]:
+            # The result's own dict (and so its encoding) is shared by every request for it.
+            return events.Reply(await self.service.get_result(execution_id), rid)
 
-        self._spawn(message, get)
+        self._spawn(message, lambda: self.connection.answer(get))
 
     async def on_history(self, message: dict[str, Any]) -> None:
         query = parse_history(message)
 
-        async def history() -> None:
-            self._reply("history", message, await self.service.history(query))
+        async def history() -> dict[str, Any]:
+            page = await self.service.history(query)
+            return {"type": "history", **_request_id(message), **page, "timestamp": events.now()}
 
-        self._spawn(message, history)
+        self._spawn(message, lambda: self.connection.answer(history))
 
     async def on_resume(self, message: dict[str, Any]) -> None:
         execution_id, after_seq = parse_resume(message)
 
         async def resume() -> None:
+            await self.connection.room()  # a replay can be large too: not while the outbox is full
             await self.service.resume(execution_id, after_seq, self.connection.send)
 
         self._spawn(message, resume)

@@ -25,10 +25,11 @@ class RawSocket:
         self.sock.sendall(
             f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-        self.buf = b""
+        self.buf = bytearray()  # appended in place: reading tens of MB stays linear
         while b"\r\n\r\n" not in self.buf:
             self.buf += self._recv()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        head, rest = bytes(self.buf).split(b"\r\n\r\n", 1)
+        self.buf = bytearray(rest)
         assert head.startswith(b"HTTP/1.1 101"), head
 
     def _recv(self) -> bytes:
@@ -60,7 +61,8 @@ class RawSocket:
             self._need(10)
             n, offset = struct.unpack("!Q", self.buf[2:10])[0], 10
         self._need(offset + n)
-        payload, self.buf = self.buf[offset:offset + n], self.buf[offset + n:]
+        payload = bytes(self.buf[offset:offset + n])
+        del self.buf[:offset + n]
         return opcode, payload
 
     def read_json(self, timeout: float = 10) -> dict[str, Any]:
@@ -84,3 +86,4 @@ class RawSocket:
 
     def close(self) -> None:
         self.sock.close()
+        self.buf = bytearray()  # a bytearray keeps the capacity of what it once held
