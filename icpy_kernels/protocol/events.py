@@ -56,6 +56,8 @@ def _head(event: dict[str, Any]) -> str:
 def encode_parts(event: dict[str, Any]) -> tuple[str, str]:
     """The event's JSON text as (a possibly shared head, a small tail): a queue of frames
     holds the head once however many frames repeat it."""
+    if not isinstance(event, dict):  # a JSON-RPC batch's answers: a list, small, not shared
+        return json.dumps(event), ""
     if isinstance(event, Reply) and event.extra:
         return _head(event.event), ", " + json.dumps(event.extra)[1:]
     return _head(event), "}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -111,3 +112,15 @@ def test_missing_code_message_is_the_documented_one():
     with pytest.raises(ValidationError) as err:
         execute()
     assert err.value.message == "No code provided for execution"
+
+
+def test_encoded_frames_are_json_whatever_their_shape():
+    """A batch's answers are a list: the shared-head encoding of events must not bend it."""
+    from icpy_kernels.protocol import events
+
+    batch = [{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": None, "error": {}}]
+    assert json.loads(events.encode(batch)) == batch
+    event = {"type": "execution_result", "output": ["x" * (2 << 20)]}
+    assert json.loads(events.encode(event)) == event
+    reply = events.Reply(event, {"request_id": "r1"})
+    assert json.loads(events.encode(reply)) == {**event, "request_id": "r1"}
