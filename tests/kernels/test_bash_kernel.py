@@ -118,6 +118,18 @@ async def test_exit_restarts_the_shell(kernel) -> None:
     assert r.text() == "doomed=unset\n"
 
 
+@amark
+async def test_exit_0_succeeds_with_a_notice_that_the_shell_restarted(kernel) -> None:
+    _, kc = kernel
+    await run(kc, "doomed=1")
+    r = await run(kc, "echo hi; exit 0")
+    assert r.content["status"] == "ok" and r.content["exit_code"] == 0, r.content
+    assert r.content["restarted"] is True and not r.errors
+    assert r.text() == "hi\n" and "[icpy] bash exited with status 0" in r.text("stderr")
+    r = await run(kc, 'echo "doomed=${doomed:-unset}"')
+    assert r.text() == "doomed=unset\n"
+
+
 # -- interrupts -----------------------------------------------------------------------------
 
 

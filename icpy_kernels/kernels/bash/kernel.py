@@ -163,7 +163,13 @@ class BashKernel(Kernel):
             shell.kill()
             self.shell = self._new_shell()
             evalue = f"bash exited with status {code_}; the shell was restarted and its state lost"
-            return self._error(reply, "ExitStatus", evalue, code_, silent, restarted=True)
+            if code_ != 0:
+                return self._error(reply, "ExitStatus", evalue, code_, silent, restarted=True)
+            # `exit 0` succeeded, as it does under bash: a notice on stderr, not an error.
+            if not silent:
+                self._emit("stderr", f"[icpy] {evalue}\n")
+            reply.update(status="ok", exit_code=0, restarted=True)
+            return reply
         if shell.interrupted and status != 0:
             return self._error(reply, "KeyboardInterrupt", "interrupted", status, silent)
         if status != 0:
