@@ -14,6 +14,7 @@ from ipykernel.kernelbase import Kernel
 
 from icpy_kernels import __version__
 
+from ..lifecycle import OrderlyShutdown
 from .shell import BashProcess
 from .syntax import completion_context, is_complete, word_at
 
@@ -30,7 +31,7 @@ def _bash_version() -> str:
         return "unknown"
 
 
-class BashKernel(Kernel):
+class BashKernel(OrderlyShutdown, Kernel):
     """Cells go to a long-lived `bash -i`; stdout/stderr stream as separate IOPub messages."""
 
     implementation = "icpy_bash"

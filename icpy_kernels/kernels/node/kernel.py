@@ -20,6 +20,8 @@ from ipykernel.kernelbase import Kernel
 
 from icpy_kernels import __version__
 
+from ..lifecycle import OrderlyShutdown
+
 DRIVER = Path(__file__).with_name("driver.js")
 MIN_NODE_MAJOR = 18
 # Without this flag a sync loop terminated inside a timer callback aborts Node with
@@ -55,7 +57,7 @@ def find_node() -> tuple[str | None, str, str | None]:
     return node, version, None
 
 
-class NodeKernel(Kernel):
+class NodeKernel(OrderlyShutdown, Kernel):
     """Kernel whose cells run in a persistent Node.js REPL context."""
 
     implementation = "icpy-javascript"
