@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .backends import Backend, CannotRun, exit_status, open_backend, request_params
+from .protocol.iopub import system_exit_code
 
 EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
               ".sh": "bash", ".bash": "bash"}
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Shown as text when a rich output has no text/plain (JS display.markdown, say).
 READABLE = ("text/plain", "text/markdown", "application/json", "text/latex")
+# IPython's advice after a SystemExit in a cell (the warning line and its source line):
+# `python` exits without a word, and so does `icpy exec`.
+IPYTHON_EXIT_ADVICE = re.compile(r"^[^\n]*UserWarning: To exit: use 'exit', 'quit', or Ctrl-D\.\n(  [^\n]*\n)?", re.M)
 
 
 def read_source(target: str, language: str | None) -> tuple[str, str]:
@@ -50,6 +54,7 @@ class Printer:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.strip_ansi = not self.err.isatty()
+        self._exited = False  # the code called sys.exit()
         self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="icpy-printer", daemon=True)
         self._thread.start()
@@ -82,11 +87,21 @@ class Printer:
         kind = update["kind"]
         if kind == "stream":
             stream = self.err if update["name"] == "stderr" else self.out
-            stream.write(update["text"])
+            text = update["text"]
+            if self._exited and stream is self.err:
+                text = IPYTHON_EXIT_ADVICE.sub("", text)
+            stream.write(text)
             stream.flush()
         elif kind in ("result", "display"):
             self.out.write(render_data(update["data"]) + "\n")
             self.out.flush()
+        elif kind == "error" and system_exit_code(update) is not None:
+            # As python: sys.exit("message") prints the message, a number prints nothing.
+            self._exited = True
+            if system_exit_code(update) == 1 and update["evalue"] != "1":
+                self.out.flush()
+                self.err.write(update["evalue"] + "\n")
+                self.err.flush()
         elif kind == "error":
             lines = update["traceback"] or [f"{update['ename']}: {update['evalue']}"]
             text = "\n".join(lines)

@@ -66,6 +66,20 @@ def to_output(update: Update) -> dict[str, Any] | None:
     return None
 
 
+def system_exit_code(error: dict[str, Any] | None) -> int | None:
+    """The status a Python ``SystemExit`` asked for, as ``python`` would exit with it (None
+    for any other error): ``sys.exit()`` 0, ``sys.exit(5)`` 5, ``sys.exit("msg")`` 1."""
+    if not error or error.get("ename") != "SystemExit":
+        return None
+    value = str(error.get("evalue", "")).strip()
+    if value in ("", "None"):
+        return 0
+    try:
+        return int(value) & 0xFF
+    except ValueError:
+        return 1
+
+
 def is_idle(msg: dict[str, Any]) -> bool:
     return msg.get("header", {}).get("msg_type") == "status" and msg.get("content", {}).get(
         "execution_state"

@@ -28,6 +28,7 @@ from traitlets import Type
 log = logging.getLogger(__name__)
 
 REARM_INTERVAL = 1.0  # seconds a reader waits before it asks the socket again
+WAKEUP_GRACE = 0.01  # after a quiet second, how long a wake-up already on its way may take
 
 
 class _AsyncSend:
@@ -70,23 +71,39 @@ async def read_forever(channel: AsyncZMQSocketChannel, handle: Callable[[dict[st
                        label: str) -> None:
     """Give every message of ``channel`` to ``handle``, in order, until cancelled.
 
-    Each wait is bounded: a fresh ``poll`` re-reads ``ZMQ_EVENTS``, so a message whose
-    wake-up was lost (a send we do not control, a pyzmq or libzmq quirk) is read a second
-    late and logged, instead of leaving an execution waiting for a reply it already has.
+    The reader waits for a wake-up, re-checking ``ZMQ_EVENTS`` every quiet second: a message
+    whose wake-up was lost (a send we do not control, a pyzmq or libzmq quirk) is read a
+    second late and logged, instead of leaving an execution waiting for a reply it already
+    has. Only such a message is logged, not one that arrived as the second ran out (output
+    printed once a second) or while the loop was busy: its wake-up still comes.
     """
-    loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        try:
-            msg = await channel.get_msg(timeout=REARM_INTERVAL)
-        except queue.Empty:
-            continue
-        if loop.time() - started >= REARM_INTERVAL:
-            # Read only when the wait timed out: it sat unseen (a lost wake-up), or the loop
-            # was blocked for that long (or it arrived in the timer's very turn, rarely).
-            log.warning("%s: %s read only at the reader's %.0f s re-check (a lost ZMQ wake-up,"
-                        " or a blocked event loop)", label, msg.get("msg_type"), REARM_INTERVAL)
-        try:
-            handle(msg)
-        except Exception:  # a malformed message must not stop the reader
-            log.exception("%s: failed to handle %s", label, msg.get("msg_type"))
+    assert channel.socket is not None
+    socket = channel.socket
+    woken: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            # No timeout: only a wake-up ends this poll (registering it re-checks the socket).
+            woken = asyncio.ensure_future(socket.poll())
+            await asyncio.wait({woken}, timeout=REARM_INTERVAL)
+            if not woken.done():
+                # A message that landed as the second ran out (output printed once a
+                # second) still has its wake-up on the way; a lost one never comes.
+                await asyncio.wait({woken}, timeout=WAKEUP_GRACE)
+            if not woken.done():
+                if not socket.get(zmq.EVENTS) & zmq.POLLIN:
+                    woken.cancel()  # quiet: the next poll re-checks as it registers
+                    continue
+                log.warning("%s: a message was read only at the reader's %.0f s re-check"
+                            " (a lost ZMQ wake-up)", label, REARM_INTERVAL)
+            woken.cancel()
+            try:
+                msg = await channel.get_msg(timeout=0)
+            except queue.Empty:
+                continue
+            try:
+                handle(msg)
+            except Exception:  # a malformed message must not stop the reader
+                log.exception("%s: failed to handle %s", label, msg.get("msg_type"))
+    finally:
+        if woken is not None:
+            woken.cancel()

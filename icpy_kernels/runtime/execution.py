@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol import events
-from ..protocol.iopub import Update, to_output, translate
+from ..protocol.iopub import Update, system_exit_code, to_output, translate
 from ..protocol.messages import ExecuteRequest
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,12 @@ class Execution:
         if self.result is not None:
             return self.result
         reply = self.reply or {}
+        exit_request = system_exit_code(self.error)  # sys.exit(n): n, as python exits
         if status is None:
-            status = "completed" if reply.get("status", "ok") == "ok" and self.error is None else "failed"
+            ok = reply.get("status", "ok") == "ok" and self.error is None
+            status = "completed" if ok or exit_request == 0 else "failed"
         if self.exit_code is None:
-            code = reply.get("exit_code")
+            code = reply.get("exit_code", exit_request)
             self.exit_code = code if isinstance(code, int) else (0 if status == "completed" else 1)
         if reply.get("restarted"):
             self.kernel_restarted = True

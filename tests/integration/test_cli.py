@@ -65,6 +65,15 @@ def test_exec_passes_on_a_kernel_exit_status():
     assert proc.stdout == "out\n"
 
 
+def test_exec_exits_with_the_status_the_program_asked_for():
+    proc = icpy("exec", "-l", "bash", "echo hi; exit 0")  # as under bash: a success
+    assert (proc.returncode, proc.stdout) == (0, "hi\n"), proc.stderr
+    assert "restarted" in proc.stderr and "ExitStatus" not in proc.stderr
+    proc = icpy("exec", "print('a'); import sys; sys.exit(5)")  # as under python: 5, silently
+    assert (proc.returncode, proc.stdout) == (5, "a\n"), proc.stderr
+    assert "SystemExit" not in proc.stderr and "To exit" not in proc.stderr, proc.stderr
+
+
 def test_exec_json_prints_every_event_as_one_line():
     code = "console.log('hi'); display.html('<b>x</b>'); 40 + 2"
     proc = icpy("exec", "--json", "-l", "js", code)

@@ -77,6 +77,20 @@ async def test_partial_lines_and_invalid_utf8(kernel) -> None:
 
 
 @amark
+async def test_stdout_and_stderr_keep_their_order_when_written_apart(kernel) -> None:
+    """Two pipes carry no common order: lines the kernel reads apart (here 5 ms, less than
+    its 10 ms batching) come back in the order written; lines written in the same instant
+    may come back grouped by stream (README, bash row)."""
+    _, kc = kernel
+    code = "echo e1 >&2; sleep 0.005; echo o1; sleep 0.005; echo e2 >&2; sleep 0.005; echo o2"
+    for i in range(20):
+        r = await run(kc, code)
+        order = [(m["content"]["name"][3], m["content"]["text"]) for _, m in r.msgs
+                 if m["msg_type"] == "stream"]
+        assert "".join(text for _, text in order) == "e1\no1\ne2\no2\n", (i, order)
+
+
+@amark
 async def test_bulk_output_is_whole_ordered_and_fast(kernel) -> None:
     _, kc = kernel
     start = time.monotonic()
@@ -115,6 +129,18 @@ async def test_exit_restarts_the_shell(kernel) -> None:
     assert "restarted" in r.content["evalue"]
     r = await run(kc, 'echo "doomed=${doomed:-unset}"')
     assert r.content["status"] == "ok"
+    assert r.text() == "doomed=unset\n"
+
+
+@amark
+async def test_exit_0_succeeds_with_a_notice_that_the_shell_restarted(kernel) -> None:
+    _, kc = kernel
+    await run(kc, "doomed=1")
+    r = await run(kc, "echo hi; exit 0")
+    assert r.content["status"] == "ok" and r.content["exit_code"] == 0, r.content
+    assert r.content["restarted"] is True and not r.errors
+    assert r.text() == "hi\n" and "[icpy] bash exited with status 0" in r.text("stderr")
+    r = await run(kc, 'echo "doomed=${doomed:-unset}"')
     assert r.text() == "doomed=unset\n"
 
 

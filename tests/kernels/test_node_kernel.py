@@ -437,3 +437,38 @@ class NodeKernelTests(jupyter_kernel_test.KernelTests):
     incomplete_code_samples = ["function f() {", "[1, 2,", "`x ${", "if (true) {"]
     invalid_code_samples = ["1 +* 2", "let = ;", ")"]
     code_inspect_sample = "Math.max"
+
+
+@amark
+async def test_unhandled_rejections_belong_to_the_cell_that_made_the_promise(kernel) -> None:
+    """The report comes with the cell that rejected, before its idle, never with the next
+    cell (as nbclient once saw: in a following `while(true){}` cell, or not at all)."""
+    _, kc = kernel
+    shapes = (
+        "Promise.reject(new Error('lost-{i}')); {i}",
+        "(async () => {{ await null; throw new Error('lost-{i}') }})(); {i}",
+        "Promise.resolve().then(() => {{ throw new Error('lost-{i}') }}); {i}",
+        "new Promise((_, no) => setImmediate(() => no(new Error('lost-{i}')))); {i}",
+    )
+    for i in range(20):
+        a = await run(kc, shapes[i % len(shapes)].format(i=i))
+        assert a.content["status"] == "ok" and a.result == str(i)
+        assert f"Unhandled promise rejection: Error: lost-{i}" in a.text("stderr"), i
+        b = await run(kc, "let t0 = Date.now(); while (Date.now() - t0 < 5) {} 'next'")
+        assert b.result == "'next'" and "lost-" not in b.text("stderr"), (i, b.text("stderr"))
+
+
+@amark
+async def test_a_later_rejection_goes_to_its_cell_not_the_running_one(kernel) -> None:
+    _, kc = kernel
+    a = await run(kc, "setTimeout(() => Promise.reject(new Error('later')), 20); 'armed'")
+    mid = kc.execute("await new Promise((r) => setTimeout(r, 200)); 'waited'")
+    late = []
+    while True:
+        msg = await kc.get_iopub_msg(timeout=TIMEOUT)
+        parent = msg["parent_header"].get("msg_id")
+        if msg["msg_type"] == "stream" and "Error: later" in msg["content"]["text"]:
+            late.append(parent)
+        if parent == mid and msg["content"].get("execution_state") == "idle":
+            break
+    assert late == [a.reply["parent_header"]["msg_id"]]

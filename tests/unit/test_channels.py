@@ -15,6 +15,7 @@ import zmq.asyncio
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
+from icpy_kernels.runtime import channels
 from icpy_kernels.runtime.channels import REARM_INTERVAL, Channel, read_forever
 
 ROUNDS = 10
@@ -114,3 +115,37 @@ async def stock_reply_stranded(stock: AsyncZMQSocketChannel, session: Session,
     session.send(router, "kernel_info_reply", {"status": "ok"}, ident=ident)
     time.sleep(0.02)  # noqa: ASYNC251 -- the reply lands while the loop is busy
     stock.send(session.msg("kernel_info_request"))  # raw send: the wake-up is lost
+
+
+@pytest.mark.asyncio
+async def test_a_message_due_with_the_recheck_is_not_called_a_lost_wakeup(caplog, monkeypatch):
+    """Output printed once a second lands as the reader's re-check falls due; its wake-up is
+    on its way, so nothing was lost and nothing is logged. Here the loop is held past the
+    re-check while the message lands: the wake-up and the timer are due in the same turn."""
+    monkeypatch.setattr(channels, "REARM_INTERVAL", 0.2)
+    session = Session(key=b"k")
+    seen: list[dict] = []
+    got = asyncio.Event()
+
+    def handle(msg: dict) -> None:
+        seen.append(msg)
+        got.set()
+
+    with dealer_and_router() as (dealer, router):
+        channel = Channel(dealer, session)
+        reader = asyncio.ensure_future(read_forever(channel, handle, "test"))
+        try:
+            channel.send(session.msg("kernel_info_request"))
+            ident = (await router.recv_multipart())[0]
+            for _ in range(5):
+                got.clear()
+                await asyncio.sleep(0.05)  # the reader waits on the socket
+                session.send(router, "kernel_info_reply", {"status": "ok"}, ident=ident)
+                time.sleep(0.3)  # noqa: ASYNC251 -- the loop is busy past the re-check
+                await asyncio.wait_for(got.wait(), 1)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    assert len(seen) == 5
+    assert "re-check" not in caplog.text

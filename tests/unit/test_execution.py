@@ -58,6 +58,19 @@ async def test_error_makes_a_failed_result_with_exit_code_from_reply():
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(("evalue", "status", "code"), [
+    ("5", "failed", 5), ("0", "completed", 0), ("None", "completed", 0), ("bye", "failed", 1),
+])
+async def test_sys_exit_gives_the_status_python_would_exit_with(evalue, status, code):
+    ex, _ = make()
+    ex.on_iopub(iopub("error", ename="SystemExit", evalue=evalue, traceback=[]))
+    ex.on_reply({"content": {"status": "error", "ename": "SystemExit", "evalue": evalue}})
+    result = ex.finish()
+    assert (result["status"], result["exit_code"]) == (status, code)
+    assert result["error"]["ename"] == "SystemExit"  # still reported, as the kernel sent it
+
+
+@pytest.mark.asyncio
 async def test_truncation_cuts_at_the_limit_and_says_so():
     ex, events = make(max_output_size=10)
     ex.on_iopub(iopub("stream", name="stdout", text="12345"))

@@ -14,6 +14,7 @@ from ipykernel.kernelbase import Kernel
 
 from icpy_kernels import __version__
 
+from ..lifecycle import OrderlyShutdown
 from .shell import BashProcess
 from .syntax import completion_context, is_complete, word_at
 
@@ -30,7 +31,7 @@ def _bash_version() -> str:
         return "unknown"
 
 
-class BashKernel(Kernel):
+class BashKernel(OrderlyShutdown, Kernel):
     """Cells go to a long-lived `bash -i`; stdout/stderr stream as separate IOPub messages."""
 
     implementation = "icpy_bash"
@@ -163,7 +164,13 @@ class BashKernel(Kernel):
             shell.kill()
             self.shell = self._new_shell()
             evalue = f"bash exited with status {code_}; the shell was restarted and its state lost"
-            return self._error(reply, "ExitStatus", evalue, code_, silent, restarted=True)
+            if code_ != 0:
+                return self._error(reply, "ExitStatus", evalue, code_, silent, restarted=True)
+            # `exit 0` succeeded, as it does under bash: a notice on stderr, not an error.
+            if not silent:
+                self._emit("stderr", f"[icpy] {evalue}\n")
+            reply.update(status="ok", exit_code=0, restarted=True)
+            return reply
         if shell.interrupted and status != 0:
             return self._error(reply, "KeyboardInterrupt", "interrupted", status, silent)
         if status != 0:

@@ -361,6 +361,11 @@ class BashProcess:
             self._on_input(seq, prompt, secret == "1")
 
     def _on_output(self, out: _Output) -> None:
+        # Two pipes carry no common order; what the kernel can know is the order of its
+        # reads, so text of the other stream read earlier goes out first.
+        for other in self.outputs:
+            if other is not out and other.size:
+                self._flush(other)
         self._read(out)
         if out.size >= FLUSH_SIZE:
             self._flush(out)

@@ -125,9 +125,31 @@ Object.defineProperty(globalThis, HOOK, {
 
 const INTERRUPTED = { ename: 'Interrupted', evalue: 'execution interrupted', traceback: ['Interrupted: execution interrupted'] };
 
+// An asynchronous error belongs to the cell whose code raised it, even when that cell has
+// finished (the frame then names it; Python sends it under that cell's parent): the
+// outermost `cell[N]` frame of its stack says which. Errors without one (a rejection with a
+// plain value, a failure inside Node's own I/O) go with the running cell. Tracking every
+// promise's cell (V8 promise hooks) made promise-heavy code 10x slower, and Node's
+// AsyncLocalStorage makes interrupting a timer callback abort Node.
+const recentCells = new Map(); // execution count -> the latest cell run with it
+const CELLS_KEPT = 256;
+
+function ownerOf(err) {
+  let stack = '';
+  try {
+    if (err !== null && typeof err === 'object' && typeof err.stack === 'string') stack = err.stack;
+  } catch { /* a throwing getter: no stack to go by */ }
+  const frames = [...stack.matchAll(/\bcell\[(\d+)\]:\d+:\d+/g)];
+  const named = frames.length ? recentCells.get(Number(frames[frames.length - 1][1])) : undefined;
+  return named || current;
+}
+
 function reportAsync(err, label) {
   const { traceback } = describeError(err);
-  writeStream('stderr', `${label} ${traceback.join('\n')}\n`);
+  const text = `${label} ${traceback.join('\n')}\n`;
+  const cell = ownerOf(err);
+  if (cell && cell !== current) emit({ t: 'stream', name: 'stderr', text, cell: cell.id });
+  else writeStream('stderr', text);
 }
 process.on('uncaughtException', (err) => reportAsync(err, 'Uncaught'));
 process.on('unhandledRejection', (reason) => reportAsync(reason, 'Unhandled promise rejection:'));
@@ -212,10 +234,17 @@ async function errorFrom(details, code, count) {
 async function execute(msg) {
   const cell = { id: msg.id, count: msg.count, silent: Boolean(msg.silent), allowStdin: Boolean(msg.allow_stdin), done: false };
   current = cell;
+  recentCells.delete(cell.count); // re-inserted last: the oldest entry is the first
+  recentCells.set(cell.count, cell);
+  if (recentCells.size > CELLS_KEPT) recentCells.delete(recentCells.keys().next().value);
   const expression = `${tools.rewriteImports(tools.rewriteStaticImports(msg.code), IMPORT_HELPER)}\n//# sourceURL=cell[${msg.count}]`;
   let res;
   try {
     res = await post('Runtime.evaluate', { expression, replMode: true, awaitPromise: true, objectGroup: 'icpy-cell' });
+    // Node reports a rejection nobody handled after the turn that rejected it: let the
+    // turns the cell queued (setImmediate, resolved promises) run, so their reports go
+    // out before this cell's 'done' rather than in the middle of the next cell.
+    await new Promise((resolve) => setImmediate(resolve));
   } catch (err) {
     // Runtime.terminateExecution from the interrupter surfaces here as an inspector error.
     finish(cell, /terminated/i.test(String(err && err.message)) ? INTERRUPTED : describeError(err));

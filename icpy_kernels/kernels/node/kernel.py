@@ -20,11 +20,14 @@ from ipykernel.kernelbase import Kernel
 
 from icpy_kernels import __version__
 
+from ..lifecycle import OrderlyShutdown
+
 DRIVER = Path(__file__).with_name("driver.js")
 MIN_NODE_MAJOR = 18
 # Without this flag a sync loop terminated inside a timer callback aborts Node with
 # "async hook stack has become corrupted"; with it, the process survives and carries on.
 NODE_FLAGS = ["--no-force-async-hooks-checks"]
+CELL_PARENTS_KEPT = 256
 
 
 @dataclass
@@ -54,7 +57,7 @@ def find_node() -> tuple[str | None, str, str | None]:
     return node, version, None
 
 
-class NodeKernel(Kernel):
+class NodeKernel(OrderlyShutdown, Kernel):
     """Kernel whose cells run in a persistent Node.js REPL context."""
 
     implementation = "icpy-javascript"
@@ -79,6 +82,9 @@ class NodeKernel(Kernel):
         self._stdin_lock = threading.Lock()
         self._stdin_cancel = threading.Event()
         self._out_parent: dict[str, Any] = {}
+        # Recent cells' parents by request id: driver.js names the cell an asynchronous
+        # error belongs to when that cell has already finished.
+        self._cell_parents: dict[int, dict[str, Any]] = {}
         self._stdin_ident: list[bytes] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._cmd_w = self._int_w = -1
@@ -189,7 +195,8 @@ class NodeKernel(Kernel):
     def _on_event(self, frame: dict[str, Any]) -> None:
         kind = frame["t"]
         if kind == "stream":
-            self._publish("stream", {"name": frame["name"], "text": frame["text"]})
+            parent = self._cell_parents.get(frame["cell"]) if "cell" in frame else None
+            self._publish("stream", {"name": frame["name"], "text": frame["text"]}, parent)
         elif kind == "display":
             display_id = frame.get("display_id")
             content = {
@@ -279,6 +286,10 @@ class NodeKernel(Kernel):
         rid = frame["id"] = next(self._ids)
         waiter = _Pending(loop, loop.create_future(), **pending)
         self._pending[rid] = waiter
+        if waiter.kind == "exec":
+            self._cell_parents[rid] = waiter.parent
+            if len(self._cell_parents) > CELL_PARENTS_KEPT:
+                del self._cell_parents[next(iter(self._cell_parents))]
         try:
             self._send(frame)
         except OSError:
