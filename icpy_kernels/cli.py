@@ -99,14 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_kernels(args: argparse.Namespace) -> int:
-    from .runtime.kernelspecs import install_kernelspecs, kernel_spec_manager
+    from .runtime.kernelspecs import install_kernelspecs, install_problems, kernel_spec_manager
     from .runtime.languages import LanguageTable
 
     if args.kernels_command == "install":
         prefix = args.prefix or (sys.prefix if args.sys_prefix else None)
-        for name, path in install_kernelspecs(user=args.user, prefix=prefix, sandbox=args.sandbox):
+        installed = install_kernelspecs(user=args.user, prefix=prefix, sandbox=args.sandbox)
+        for name, path in installed:
             print(f"installed {name} -> {path}")
-        return 0
+        problems = install_problems(installed, sandbox=args.sandbox)
+        for line in problems:
+            print(f"icpy: {line}", file=sys.stderr)
+        # A spec that does not take effect is a failed install (for --sandbox, a silent hole).
+        return int(any(line.startswith("warning") for line in problems))
     ksm = kernel_spec_manager()
     table = LanguageTable(ksm, load_settings(None).language_overrides)
     by_kernel = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -68,3 +69,32 @@ def test_doctor_reports_the_tier_and_each_limit():
     for label in ("sandbox mode:", "tier:", "network:", "memory:", "processes:", "cpu:", "file size:",
                   "open files:", "disk quota:"):
         assert label in proc.stdout, (label, proc.stdout)
+
+
+def _python3_spec(kernels: Path) -> Path:
+    spec = kernels / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": ["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "a venv's own Python 3", "language": "python"}))
+    return spec
+
+
+def test_kernels_install_names_the_spec_that_shadows_it_and_fails(tmp_path):
+    # As in a venv: its own python3 spec comes before the user's, so --user --sandbox would
+    # leave Python unsandboxed in every other front end.
+    shadow = _python3_spec(tmp_path / "ahead" / "kernels")
+    env = clean_env(JUPYTER_PATH=str(tmp_path / "ahead"), JUPYTER_DATA_DIR=str(tmp_path / "user"))
+    proc = icpy("kernels", "install", "--user", "--sandbox", env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert (tmp_path / "user" / "kernels" / "python3" / "kernel.json").exists()
+    line = next(x for x in proc.stderr.splitlines() if "warning: python3:" in x)
+    assert str(shadow) in line and "NOT sandboxed" in line and "JUPYTER_PATH" in line
+
+
+def test_kernels_install_where_it_takes_effect_says_nothing_more(tmp_path):
+    env = clean_env(JUPYTER_PATH=str(tmp_path / "share" / "jupyter"))
+    proc = icpy("kernels", "install", "--sandbox", "--prefix", str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
