@@ -98,3 +98,36 @@ def test_kernels_install_where_it_takes_effect_says_nothing_more(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
 
+
+def test_help_names_every_command_without_rest_markup():
+    proc = icpy("--help")
+    assert proc.returncode == 0
+    for command in ("serve", "exec", "run", "kernels", "doctor"):
+        assert f"\n    {command} " in proc.stdout, (command, proc.stdout)
+    assert "``" not in proc.stdout
+
+
+@pytest.mark.parametrize("args", [(), ("kernels",)])
+def test_a_missing_subcommand_lists_the_choices(args):
+    proc = icpy(*args)
+    assert proc.returncode == 2
+    assert "required" not in proc.stderr and "kernels_command" not in proc.stderr
+    choices = ("list", "install") if args else ("serve", "exec", "run", "kernels", "doctor")
+    for choice in choices:
+        assert f"\n  {choice} " in proc.stderr, (choice, proc.stderr)
+
+
+def test_doctor_help_says_what_it_does_and_lists_only_sandbox_options():
+    proc = icpy("doctor", "--help")
+    assert proc.returncode == 0
+    assert "sandbox tier" in proc.stdout.split("options:")[0]
+    assert "--memory-limit" in proc.stdout and "--sandbox-tier" in proc.stdout
+    for server_only in ("--port", "--token", "--max-connections", "--db"):
+        assert server_only not in proc.stdout
+
+
+def test_run_help_has_its_own_exit_statuses():
+    run = icpy("run", "--help").stdout.split("exit status:")[1]
+    exec_ = icpy("exec", "--help").stdout.split("exit status:")[1]
+    assert "a cell failed" in run and "the code raised an error" not in run
+    assert "the code raised an error" in exec_ and "143" in exec_ and "143" in run
