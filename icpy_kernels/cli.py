@@ -134,7 +134,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def _missing_command(parser: argparse.ArgumentParser, commands: str) -> Callable[[argparse.Namespace], int]:
     """A ``func`` for a parser run without its subcommand: name the choices, exit 2."""
     def func(args: argparse.Namespace) -> int:
-        parser.error(f"choose a command:\n{commands}\n`{parser.prog} COMMAND --help` shows its options")
+        parser.error(f"choose a command:\n{commands}\n'{parser.prog} COMMAND --help' shows its options")
         return 2  # not reached: error() exits 2
 
     return func
@@ -161,7 +161,7 @@ def _readable_metavars(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="icpy", description=DESCRIPTION, epilog="`icpy COMMAND --help` shows a command's options.",
+        prog="icpy", description=DESCRIPTION, epilog="'icpy COMMAND --help' shows a command's options.",
         formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"icpy_kernels {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     install = ksub.add_parser(
         "install", help="install the python3, icpy-bash and icpy-javascript kernelspecs",
         description="Install the python3, icpy-bash and icpy-javascript kernelspecs for other "
-                    "Jupyter front ends (icpy itself finds its own without this).",
+                    "Jupyter front ends\n(icpy itself finds its own without this).",
         epilog=INSTALL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = install.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
@@ -239,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="show the sandbox tier and the limits this machine enforces",
         epilog=DOCTOR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show which sandbox tier a server's kernels get on this machine and how each "
-                    "limit is enforced.\nThe options are `icpy serve`'s sandbox options (also read "
-                    "from ICPY_*): it reports what a server\nstarted with them would do.")
+                    "limit is enforced.\nIt takes icpy serve's sandbox options (also read from ICPY_*) and "
+                    "reports what a server\nstarted with them would do.")
     add_arguments(doctor, SANDBOX_SETTINGS)
     _readable_metavars(doctor)
     doctor.set_defaults(func=cmd_doctor)
@@ -314,8 +314,8 @@ examples:
 
 EXEC_EPILOG = f"""\
 By default the code runs in a kernel started for this command and stopped when it ends
-(no server needed), unsandboxed as `python script.py` would be (ICPY_SANDBOX=auto sandboxes
-it). With --url (or ICPY_URL) it runs on an `icpy serve` server instead.
+(no server needed), unsandboxed, as "python script.py" would be (ICPY_SANDBOX=auto sandboxes
+it). With --url (or ICPY_URL) it runs on an "icpy serve" server instead.
 stdout and stderr stream to stdout and stderr as they are produced; rich results are
 shown as text/plain; tracebacks go to stderr.
 

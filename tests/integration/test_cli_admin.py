@@ -104,7 +104,7 @@ def test_help_names_every_command_without_rest_markup():
     assert proc.returncode == 0
     for command in ("serve", "exec", "run", "kernels", "doctor"):
         assert f"\n    {command} " in proc.stdout, (command, proc.stdout)
-    assert "``" not in proc.stdout
+    assert "`" not in proc.stdout  # no reST or Markdown markup in terminal text
 
 
 @pytest.mark.parametrize("args", [(), ("kernels",)])
