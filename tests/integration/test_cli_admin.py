@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import prefer_environment_over_user
 
 from .clitools import clean_env, icpy
 
@@ -90,6 +91,10 @@ def test_kernels_install_names_the_spec_that_shadows_it_and_fails(tmp_path):
     assert (tmp_path / "user" / "kernels" / "python3" / "kernel.json").exists()
     line = next(x for x in proc.stderr.splitlines() if "warning: python3:" in x)
     assert str(shadow) in line and "NOT sandboxed" in line and "JUPYTER_PATH" in line
+    venv_spec = Path(sys.prefix, "share", "jupyter", "kernels", "icpy-bash")
+    if venv_spec.exists() and prefer_environment_over_user():  # the case: the venv's spec wins
+        line = next(x for x in proc.stderr.splitlines() if "warning: icpy-bash:" in x)
+        assert str(venv_spec) in line and "icpy kernels install --sys-prefix --sandbox" in line
 
 
 def test_kernels_install_where_it_takes_effect_says_nothing_more(tmp_path):
