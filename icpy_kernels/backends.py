@@ -145,7 +145,7 @@ class LocalBackend(Backend):
     CONNECTION_ID = "cli"
 
     def __init__(self, settings: Settings | None = None) -> None:
-        from .server.app import make_manager
+        from .runtime.local import make_manager
         from .service import Service
 
         self.settings = settings or load_settings(None)

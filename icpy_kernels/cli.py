@@ -1,4 +1,4 @@
-"""The ``icpy`` command: serve | exec | run | kernels."""
+"""The ``icpy`` command: serve | exec | run | kernels | doctor."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import __version__
-from .config import add_arguments, load_settings
+from .config import SANDBOX_SETTINGS, add_arguments, load_settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -99,14 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_kernels(args: argparse.Namespace) -> int:
-    from .runtime.kernelspecs import install_kernelspecs, kernel_spec_manager
+    from .runtime.kernelspecs import install_kernelspecs, install_problems, kernel_spec_manager
     from .runtime.languages import LanguageTable
 
     if args.kernels_command == "install":
         prefix = args.prefix or (sys.prefix if args.sys_prefix else None)
-        for name, path in install_kernelspecs(user=args.user, prefix=prefix, sandbox=args.sandbox):
+        installed = install_kernelspecs(user=args.user, prefix=prefix, sandbox=args.sandbox)
+        for name, path in installed:
             print(f"installed {name} -> {path}")
-        return 0
+        problems = install_problems(installed, sandbox=args.sandbox)
+        for line in problems:
+            print(f"icpy: {line}", file=sys.stderr)
+        # A spec that does not take effect is a failed install (for --sandbox, a silent hole).
+        return int(any(line.startswith("warning") for line in problems))
     ksm = kernel_spec_manager()
     table = LanguageTable(ksm, load_settings(None).language_overrides)
     by_kernel = {}
@@ -126,11 +131,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return status
 
 
+def _missing_command(parser: argparse.ArgumentParser, commands: str) -> Callable[[argparse.Namespace], int]:
+    """A ``func`` for a parser run without its subcommand: name the choices, exit 2."""
+    def func(args: argparse.Namespace) -> int:
+        parser.error(f"choose a command:\n{commands}\n'{parser.prog} COMMAND --help' shows its options")
+        return 2  # not reached: error() exits 2
+
+    return func
+
+
+def _subcommands(sub: Any) -> str:
+    """The subcommands and their one-line help, as --help lists them."""
+    return "\n".join(f"  {a.dest:<9} {a.help}" for a in sub._choices_actions)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def _format_action(self, action: argparse.Action) -> str:
+        text = super()._format_action(action)
+        if isinstance(action, argparse._SubParsersAction):  # a lone "COMMAND" line above the list
+            text = text.split("\n", 1)[1]
+        return text
+
+
+def _readable_metavars(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # "--port N" reads better than "--port PORT"
+        if action.metavar is None and action.option_strings and action.type in (int, float):
+            action.metavar = "SECONDS" if action.type is float else "N"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icpy", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="icpy", description=DESCRIPTION, epilog="'icpy COMMAND --help' shows a command's options.",
+        formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"icpy_kernels {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     serve = sub.add_parser(
         "serve", help="run the WebSocket/REST server", epilog=SERVE_EPILOG,
@@ -138,9 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the server until SIGINT or SIGTERM, then shut every kernel down.\n"
                     "Every option can also be set by its ICPY_* environment variable; flags win.")
     add_arguments(serve)
-    for action in serve._actions:  # "--port N" reads better than "--port PORT"
-        if action.metavar is None and action.option_strings and action.type in (int, float):
-            action.metavar = "SECONDS" if action.type is float else "N"
+    _readable_metavars(serve)
     serve.set_defaults(func=cmd_serve)
 
     run_help = "run code, a file or stdin once and stream its output"
@@ -180,10 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_arguments(run)
     run.set_defaults(func=cmd_run)
 
-    kernels = sub.add_parser("kernels", help="list or install kernelspecs")
-    ksub = kernels.add_subparsers(dest="kernels_command", required=True)
-    ksub.add_parser("list", help="kernelspecs the bridge can run")
-    install = ksub.add_parser("install", help="install python3, icpy-bash and icpy-javascript specs")
+    kernels = sub.add_parser("kernels", help="list or install kernelspecs", formatter_class=_Formatter,
+                             description="List the kernelspecs icpy can run, or install its own for "
+                                         "other Jupyter front ends.")
+    ksub = kernels.add_subparsers(dest="kernels_command", metavar="COMMAND", title="commands")
+    ksub.add_parser("list", help="the kernelspecs icpy can run: name, languages, path",
+                    description="List the kernelspecs icpy can run: name, languages, path.")
+    install = ksub.add_parser(
+        "install", help="install the python3, icpy-bash and icpy-javascript kernelspecs",
+        description="Install the python3, icpy-bash and icpy-javascript kernelspecs for other "
+                    "Jupyter front ends\n(icpy itself finds its own without this).",
+        epilog=INSTALL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = install.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
     where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (this venv)")
@@ -191,11 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--sandbox", action="store_true",
                          help="name the icpy-sandbox provisioner in the specs, so every Jupyter "
                               "front end launches them sandboxed")
-    kernels.set_defaults(func=cmd_kernels)
+    kernels.set_defaults(func=_missing_command(kernels, _subcommands(ksub)))
+    for name in ("list", "install"):
+        ksub.choices[name].set_defaults(func=cmd_kernels)
 
-    doctor = sub.add_parser("doctor", help="show the sandbox tier and the limits this machine enforces")
-    add_arguments(doctor)
+    doctor = sub.add_parser(
+        "doctor", help="show the sandbox tier and the limits this machine enforces",
+        epilog=DOCTOR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Show which sandbox tier a server's kernels get on this machine and how each "
+                    "limit is enforced.\nIt takes icpy serve's sandbox options (also read from ICPY_*) and "
+                    "reports what a server\nstarted with them would do.")
+    add_arguments(doctor, SANDBOX_SETTINGS)
+    _readable_metavars(doctor)
     doctor.set_defaults(func=cmd_doctor)
+    parser.set_defaults(func=_missing_command(parser, _subcommands(sub)))
     return parser
 
 
@@ -212,12 +261,47 @@ def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="run locally even if ICPY_URL is set")
 
 
-EXIT_STATUSES = """exit status:
+DESCRIPTION = """\
+Run Python, JavaScript and Bash in stateful Jupyter-kernel sessions: a WebSocket/JSON-RPC/REST
+server (serve), one-off runs from the shell (exec, run), and the kernelspecs and sandbox
+behind them (kernels, doctor)."""
+
+EXEC_EXIT_STATUSES = """exit status:
   0    the code ran and succeeded
-  1    the code raised an error (a kernel's own nonzero status, e.g. bash's, is passed on)
-  2    the code did not run: unreadable file, bad notebook, unknown language, no server
+  1    the code raised an error
+  2    the code did not run: unreadable file, unknown language, no server, refused token,
+       kernel failed to start
   124  timed out
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM
+  N    a kernel's own exit status, passed on (icpy exec -l bash 'exit 3' exits 3)"""
+
+RUN_EXIT_STATUSES = """exit status:
+  0    every cell ran (with --allow-errors: whether or not some failed)
+  1    a cell failed and the run stopped there (cells tagged raises-exception may fail)
+  2    nothing ran: unreadable or invalid notebook, unknown kernel, no server, refused
+       token, kernel failed to start
+  124  a cell timed out (the run always stops there)
+  130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM
+The output notebook is written in every case but 2."""
+
+INSTALL_EPILOG = """\
+Without --user, --sys-prefix or --prefix the specs go to the system-wide Jupyter dir.
+After installing, each name is looked up as a Jupyter front end would (same JUPYTER_PATH
+and data dirs). When another spec of that name comes first (a venv's own python3 ahead
+of --user's, say), it says which and where to install instead, and exits 1.
+
+examples:
+  icpy kernels install --sys-prefix             # into this venv
+  icpy kernels install --user --sandbox         # JupyterLab etc. launch them sandboxed"""
+
+DOCTOR_EPILOG = """\
+exit status: 0, or 1 when --sandbox require (or a forced --sandbox-tier) cannot be met here.
+
+examples:
+  icpy doctor
+  icpy doctor --sandbox require --memory-limit 536870912"""
 
 SERVE_EPILOG = """\
 The server prints its URL (ws://HOST:PORT/ws?token=...) on startup; clients connect to /ws
@@ -230,7 +314,8 @@ examples:
 
 EXEC_EPILOG = f"""\
 By default the code runs in a kernel started for this command and stopped when it ends
-(no server needed). With --url (or ICPY_URL) it runs on an `icpy serve` server instead.
+(no server needed), unsandboxed, as "python script.py" would be (ICPY_SANDBOX=auto sandboxes
+it). With --url (or ICPY_URL) it runs on an "icpy serve" server instead.
 stdout and stderr stream to stdout and stderr as they are produced; rich results are
 shown as text/plain; tracebacks go to stderr.
 
@@ -241,7 +326,7 @@ examples:
   icpy exec --json -l js 'display.html("<b>hi</b>")'
   icpy exec --url ws://127.0.0.1:8765/ws --token T --session work 'x = 1'
 
-{EXIT_STATUSES}"""
+{EXEC_EXIT_STATUSES}"""
 
 RUN_EPILOG = f"""\
 The kernel is the one the notebook's metadata.kernelspec.name names: python3, icpy-javascript,
@@ -256,7 +341,7 @@ examples:
   icpy run tour.ipynb -o - --allow-errors > executed.ipynb
   icpy run client.ipynb -e ICPY_URL -e ICPY_TOKEN
 
-{EXIT_STATUSES}"""
+{RUN_EXIT_STATUSES}"""
 
 
 def main(argv: list[str] | None = None) -> int:

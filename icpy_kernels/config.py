@@ -101,13 +101,24 @@ class Settings:
         return {name.strip().lower(): spec.strip() for name, spec in pairs}
 
 
+# What ``icpy doctor`` reports on: the settings that shape a kernel's sandbox.
+SANDBOX_SETTINGS = (
+    "sandbox", "sandbox_tier", "allow_network", "memory_limit", "process_limit", "cpu_limit",
+    "file_size_limit", "open_files_limit", "disk_quota", "sandbox_uid_range", "sandbox_ro_path",
+    "workspace_root",
+)
+
+
 def env_name(name: str) -> str:
     return "ICPY_" + name.upper()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare one ``--flag`` per setting; ``--help`` names the env var and default."""
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Declare one ``--flag`` per setting (or per setting in ``names``); ``--help`` names the
+    env var and default."""
     for f in fields(Settings):
+        if names is not None and f.name not in names:
+            continue
         flag = "--" + f.name.replace("_", "-")
         env = env_name(f.name)
         if str(f.type) == "list[str]":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..history.store import HistoryStore
 from ..protocol import events
 from ..protocol.messages import ExecuteRequest
 from .bus import EventBus
+
+if TYPE_CHECKING:  # only a type here; `icpy exec` runs without the store (and sqlite3)
+    from ..history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ForbiddenError
-from ..history.store import default_path
 from .memory import host_report
 from .options import LIMITS, SessionSandbox
 from .probe import TIER_LETTER, TIERS, choose_tier, probe
@@ -87,6 +86,8 @@ class SandboxPolicy:
     def secrets(self) -> list[str]:
         """Directories of the server's own that no kernel may see even if the view includes
         a parent of them (e.g. ``--db`` inside the venv): the history database's."""
+        from ..history.store import default_path  # here: `icpy exec` never needs sqlite3
+
         db = self.settings.db
         if db == ":memory:":
             return []

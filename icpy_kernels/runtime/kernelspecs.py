@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -10,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_path
 
 BUNDLED_KERNELS = ("icpy-bash", "icpy-javascript")
 
@@ -25,9 +28,18 @@ def kernel_spec_manager() -> KernelSpecManager:
     Installed specs win (a user may have customised one); the bundled ones make the bridge
     work straight from a checkout, before ``icpy kernels install``.
     """
-    ksm = KernelSpecManager()
-    ksm.kernel_dirs = [*ksm.kernel_dirs, str(bundled_kernelspecs_dir())]
-    return ksm
+    return KernelSpecManager(kernel_dirs=[*default_kernel_dirs(), str(bundled_kernelspecs_dir())])
+
+
+def default_kernel_dirs() -> list[str]:
+    """KernelSpecManager's default ``kernel_dirs``, without importing IPython for them.
+
+    Its default asks ``IPython.paths`` for the legacy ``~/.ipython/kernels``, and importing
+    IPython costs every ``icpy exec`` 40-90 ms; ``IPYTHONDIR`` or ``~/.ipython`` is the same
+    answer in every ordinary setup.
+    """
+    ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join("~", ".ipython")
+    return [*jupyter_path("kernels"), os.path.join(os.path.expanduser(ipython_dir), "kernels")]
 
 
 SANDBOX_METADATA = {"kernel_provisioner": {"provisioner_name": "icpy-sandbox", "config": {}}}
@@ -45,7 +57,11 @@ def install_kernelspecs(
     """
     from ipykernel.kernelspec import write_kernel_spec
 
-    ksm = KernelSpecManager()
+    # jupyter_client warns of a prefix off the Jupyter path once per spec; install_problems says
+    # it once, with what to do about it.
+    quiet = logging.getLogger(f"{__name__}.install")
+    quiet.setLevel(logging.ERROR)
+    ksm = KernelSpecManager(log=quiet)
     installed = []
     with tempfile.TemporaryDirectory() as tmp:
         py_dir = write_kernel_spec(Path(tmp) / "python3")
@@ -71,3 +87,52 @@ def _add_metadata(spec_file: Path, metadata: dict[str, object]) -> None:
     spec = json.loads(spec_file.read_text())
     spec.setdefault("metadata", {}).update(metadata)
     spec_file.write_text(json.dumps(spec, indent=1))
+
+
+
+def not_in_effect(installed: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """The specs just installed that a Jupyter front end would not use: ``(name, what it
+    finds instead)``, None when it finds no spec of that name at all.
+
+    Names are looked up as a front end in this environment does (a plain KernelSpecManager:
+    JUPYTER_PATH, then the user and environment data dirs in jupyter_core's order, which in
+    a venv puts the venv's own ``python3`` ahead of ``--user``'s), first match wins.
+    """
+    found = KernelSpecManager().find_kernel_specs()
+    return [(name, found.get(name)) for name, path in installed
+            if found.get(name) is None or not _same(found[name], path)]
+
+
+def install_problems(installed: list[tuple[str, str]], *, sandbox: bool) -> list[str]:
+    """What to tell the user when an installed spec will not be the one front ends launch
+    (empty when all take effect, or when they went to a prefix this environment does not
+    search: that is for another environment's front ends to find)."""
+    ksm = KernelSpecManager()
+    where = os.path.dirname(installed[0][1]) if installed else ""
+    if not any(_same(d, where) for d in ksm.kernel_dirs):
+        return [f"note: {where} is not on this environment's Jupyter path ({', '.join(ksm.kernel_dirs)}); "
+                "only front ends that search it will find these specs"]
+    problems = []
+    for name, other in not_in_effect(installed):
+        if other is None:
+            problems.append(f"warning: {name}: Jupyter front ends here do not find it at all")
+            continue
+        flag = _flag_for(os.path.dirname(other))
+        fix = (f"install there instead (icpy kernels install {flag}{' --sandbox' if sandbox else ''})"
+               if flag is not None else f"remove {other}, or put {os.path.dirname(where)} first on JUPYTER_PATH")
+        effect = " (so it is NOT sandboxed there)" if sandbox else ""
+        problems.append(f"warning: {name}: Jupyter front ends here launch {other} instead of the spec "
+                        f"just written{effect}; {fix}")
+    return problems
+
+
+def _flag_for(kernels_dir: str) -> str | None:
+    """The ``icpy kernels install`` option that writes into ``kernels_dir``, if any."""
+    targets = {"--sys-prefix": os.path.join(sys.prefix, "share", "jupyter", "kernels"),
+               "--user": KernelSpecManager().user_kernel_dir,
+               "(no option: system-wide)": os.path.join(SYSTEM_JUPYTER_PATH[0], "kernels")}
+    return next((flag for flag, path in targets.items() if _same(path, kernels_dir)), None)
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

@@ -16,10 +16,7 @@ from ..events.bus import EventBus
 from ..events.hub import Hub
 from ..history.store import HistoryStore
 from ..history.store import default_path as default_history_path
-from ..provisioning.bridge import SandboxPolicy
-from ..runtime.kernels import LocalKernelProvider, kernel_environment
-from ..runtime.kernelspecs import kernel_spec_manager
-from ..runtime.languages import LanguageTable
+from ..runtime.local import make_manager
 from ..runtime.manager import SessionManager
 from ..service import Service
 from .gate import GatedHTTPServer
@@ -31,14 +28,6 @@ from .rest_sharing import routes as sharing_routes
 from .websocket import ExecutionSocket
 
 log = logging.getLogger(__name__)
-
-
-def make_manager(settings: Settings) -> SessionManager:
-    ksm = kernel_spec_manager()
-    languages = LanguageTable(ksm, settings.language_overrides)
-    env = kernel_environment(extra_allow=tuple(settings.kernel_env_allow))
-    policy = SandboxPolicy(settings)  # sandbox=off still validates config.sandbox/network
-    return SessionManager(settings, languages, LocalKernelProvider(ksm, env, policy))
 
 
 def make_app(settings: Settings, manager: SessionManager, service: Service | None = None) -> web.Application:
