@@ -14,12 +14,11 @@ from ..errors import (
     KernelStartError,
     NotWaitingForInput,
     SessionNotFound,
-    ValidationError,
 )
 from ..protocol import events
 from ..protocol.iopub import parent_id
-from ..provisioning.workspace import resolve_inside
 from .channels import read_forever
+from .context import enter as enter_context
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
@@ -315,41 +314,19 @@ class Session:
 
     async def _run(self, execution: Execution) -> None:
         cfg = execution.request.config
-        context = None
-        if cfg.working_directory is not None or cfg.environment:
-            if self.language.context is None:
-                raise ValidationError(
-                    f"config.working_directory/environment are not supported for {self.language.name}",
-                    field="config", execution_id=execution.execution_id)
-            cwd = cfg.working_directory
-            if cwd is not None and self.handle.workspace is not None:
-                # Relative to the workspace and never outside it; a thread, since it touches
-                # the file system (as often as the kernel's symlinks make it).
-                try:
-                    cwd = await asyncio.to_thread(resolve_inside, self.handle.workspace, cwd)
-                except ValueError as exc:
-                    raise ValidationError(str(exc), field="config.working_directory",
-                                          execution_id=execution.execution_id) from exc
-            context = self.language.context(cwd, cfg.environment)
-            try:
-                reply = await self._run_silent(context.enter)
-            except ConnectionError:
-                # The kernel went away under this step: a shutdown (it never runs, as the
-                # executions queued behind it) or a restart (it ends as a running one would).
-                if self.closed:
-                    raise self._gone() from None
-                execution.add_update(self._restarted_error("requested"))
-                execution.kernel_restarted = True
-                execution.finish("failed")
-                return
-            if reply.get("status") != "ok":
-                await self._run_silent(context.exit)
-                raise ValidationError(
-                    f"Working directory {cfg.working_directory!r} does not exist or is not accessible"
-                    if cfg.working_directory is not None else
-                    f"Environment could not be applied: {reply.get('evalue', '')}",
-                    field="config.working_directory" if cfg.working_directory else "config.environment",
-                    execution_id=execution.execution_id)
+        try:
+            context = await enter_context(
+                self.language.context, self.language.name, self.handle.workspace,
+                execution.execution_id, cfg.working_directory, cfg.environment, self._run_silent)
+        except ConnectionError:
+            # The kernel went away under this step: a shutdown (it never runs, as the
+            # executions queued behind it) or a restart (it ends as a running one would).
+            if self.closed:
+                raise self._gone() from None
+            execution.add_update(self._restarted_error("requested"))
+            execution.kernel_restarted = True
+            execution.finish("failed")
+            return
 
         if execution.interrupt_requested:  # interrupted while queued: it never runs
             if context is not None:
