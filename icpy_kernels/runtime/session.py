@@ -104,14 +104,11 @@ class Session:
                     # Leave nothing running, and let the next execution try a fresh start.
                     if not self.closed:
                         self.state = "new"
-                    await self._disconnect()
-                    await self.handle.shutdown()
+                    await self._discard_kernel()
                     if self.closed and isinstance(exc, Exception):
                         raise self._gone() from exc
-                    if isinstance(exc, Exception) and not isinstance(exc, IcpyError):
-                        raise KernelStartError(
-                            f"Kernel {self.language.kernel_name!r} failed to start: {exc}"
-                        ) from exc
+                    if isinstance(exc, Exception):
+                        raise self._start_failed(exc, "start") from exc
                     raise
                 if self.closed:  # shut down while starting: shutdown() stops the kernel once we return
                     raise self._gone()
@@ -163,9 +160,17 @@ class Session:
             return
         self.state = "starting"
         await self._disconnect()
-        if self.handle is not None:
+        try:
             await self.handle.restart()
-        await self._connect()
+            await self._connect()
+        except Exception as exc:
+            # A kernel half restarted (e.g. its connection file unreadable) cannot be
+            # restarted again: discard it, and the next request starts a fresh one.
+            await self._discard_kernel()
+            if self.closed:
+                return
+            self.state = "new"
+            raise self._start_failed(exc, "restart") from exc
         self.restarts += 1
         if not self.closed:
             self.state = "busy" if self.current else "idle"
@@ -197,6 +202,21 @@ class Session:
             await self._disconnect()
             await self.handle.shutdown()
         self._notify("session_shutdown", reason=reason)
+
+    async def _discard_kernel(self) -> None:
+        """After a failed start or restart: nothing of the kernel stays, and a failure to
+        stop what is left must not hide why it failed."""
+        await self._disconnect()
+        try:
+            await self.handle.shutdown()
+        except Exception:
+            log.exception("session %s: stopping a kernel that failed to start", self.id)
+
+    def _start_failed(self, exc: Exception, step: str) -> IcpyError:
+        if isinstance(exc, IcpyError):  # already says what failed (kernel_start_failed, sandbox...)
+            return exc
+        return KernelStartError(f"Kernel {self.language.kernel_name!r} failed to {step}: {exc}",
+                                session_id=self.id)
 
     @staticmethod
     def _restarted_error(reason: str) -> dict[str, Any]:
@@ -349,7 +369,7 @@ class Session:
         finally:
             self._routes.pop(msg_id, None)
             self.current = None
-            if not self.closed:
+            if self.state == "busy":  # not over "new" (a failed restart) or "starting"
                 self.state = "idle"
         if context is not None and not self.closed and not execution.kernel_restarted:
             with contextlib.suppress(Exception):
@@ -397,9 +417,7 @@ class Session:
         except TimeoutError:
             # Still busy after the interrupt (a C-level hang, a signal-ignoring thread):
             # state is sacrificed so the session can serve the next execution.
-            async with self._start_lock:
-                await self._restart_locked("timeout")
-            execution.kernel_restarted = True
+            await self._restart_under(execution, "timeout")
         return "timeout"
 
     async def _on_death(self, execution: Execution) -> None:
@@ -408,8 +426,17 @@ class Session:
             "evalue": "The kernel died during execution; it was restarted and its state is lost",
             "traceback": [],
         })
-        async with self._start_lock:
-            await self._restart_locked("died")
+        await self._restart_under(execution, "died")
+
+    async def _restart_under(self, execution: Execution, reason: str) -> None:
+        """Restart the kernel of a running execution; a restart that fails ends it too, saying
+        why (the session then starts a fresh kernel for the next request)."""
+        try:
+            async with self._start_lock:
+                await self._restart_locked(reason)
+        except IcpyError as exc:
+            execution.add_update({"kind": "error", "ename": "KernelRestartFailed", "traceback": [],
+                                  "evalue": f"{exc.message}; the next execution starts a new kernel"})
         execution.kernel_restarted = True
 
     async def interrupt(self) -> bool:
