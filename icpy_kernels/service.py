@@ -177,7 +177,7 @@ class Service:
             if kernel in versions or session.state != "idle" or session.client is None:
                 continue
             with contextlib.suppress(Exception):  # a busy or dying kernel just leaves it unknown
-                reply = await session.request(session.client.kernel_info, wait=1.0)
+                reply = await session.shell.request(session.client.kernel_info, wait=1.0)
                 versions[kernel] = str(reply["content"]["language_info"]["version"])
         return [{**lang, "version": versions.get(lang["kernelspec"])} for lang in self.languages()]
 

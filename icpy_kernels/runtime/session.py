@@ -22,11 +22,11 @@ from .context import enter as enter_context
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
+from .shell import ShellRequests
 
 log = logging.getLogger(__name__)
 
 LIVENESS_INTERVAL = 0.5  # how often a running execution checks that its kernel still lives
-SILENT_TIMEOUT = 15.0  # bound on our own bookkeeping snippets (context enter/exit)
 READY_TIMEOUT = 60.0
 
 SessionListener = Callable[[dict[str, Any]], None]
@@ -70,7 +70,7 @@ class Session:
         self._stopped: asyncio.Event | None = None  # set once shutdown() has finished
         self._readers: list[asyncio.Task[None]] = []
         self._routes: dict[str, Execution] = {}
-        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.shell = ShellRequests(f"session {session_id}")
         self.input_pending: str | None = None  # execution_id whose input() awaits a reply
 
     # -- lifecycle ----------------------------------------------------------------
@@ -138,10 +138,7 @@ class Session:
         if self.client is not None:
             self.client.stop_channels()
             self.client = None
-        for fut in self._waiters.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("kernel connection closed"))
-        self._waiters.clear()
+        self.shell.fail_all()
 
     async def restart(self, reason: str = "requested") -> None:
         async with self._start_lock:
@@ -243,9 +240,7 @@ class Session:
 
     def _on_shell(self, msg: dict[str, Any]) -> None:
         pid = parent_id(msg) or ""
-        waiter = self._waiters.pop(pid, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(msg)
+        if self.shell.deliver(msg, pid):
             return
         execution = self._routes.get(pid)
         if execution is not None:
@@ -260,21 +255,6 @@ class Session:
         execution.add_update({"kind": "input_request", "prompt": content.get("prompt", ""),
                               "password": bool(content.get("password", False))})
 
-    def send_input(self, value: str) -> None:
-        if self.client is None:
-            raise SessionNotFound(f"Session {self.id!r} has no running kernel", session_id=self.id)
-        self.client.input(value)
-
-    async def request(self, send: Callable[[], str], wait: float = SILENT_TIMEOUT) -> dict[str, Any]:
-        """Send one shell request (``send`` returns its msg_id) and await its reply."""
-        msg_id = send()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters[msg_id] = future
-        try:
-            return await asyncio.wait_for(future, wait)
-        finally:
-            self._waiters.pop(msg_id, None)
-
     def answer_input(self, execution: Execution, value: str) -> None:
         """Deliver one line to the execution's pending ``input()``; once per input_request."""
         if self.current is not execution or execution.result is not None \
@@ -286,32 +266,17 @@ class Session:
         self.client.input(value)
 
     async def editor_request(self, send: Callable[[], str], busy_wait: float) -> dict[str, Any] | None:
-        """A shell request an editor makes on each keystroke (complete, inspect, is_complete).
-
-        The kernel answers these on its shell channel, after the running execution: while one
-        runs, wait at most ``busy_wait`` and return None (busy); an idle kernel silent for
-        ``SILENT_TIMEOUT`` is reported busy too. A reply arriving later finds no waiter and is
-        dropped by ``_on_shell``.
-        """
-        await self.ensure_started()
-        msg_id = send()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters[msg_id] = future
-        deadline = time.monotonic() + SILENT_TIMEOUT
-        try:
-            while True:
-                wait = min(busy_wait, deadline - time.monotonic())
-                try:
-                    return (await asyncio.wait_for(asyncio.shield(future), max(wait, 0)))["content"]
-                except TimeoutError:
-                    if self.current is not None or time.monotonic() >= deadline:
-                        log.debug("session %s: editor request %s answered busy", self.id, msg_id)
-                        return None
-        finally:
-            self._waiters.pop(msg_id, None)
+        """complete, inspect, is_complete: the reply's content, or None when the kernel cannot
+        answer within ``busy_wait`` (runtime/shell.py). A first start is not a busy kernel:
+        it is waited for (and fails as kernel_start_failed)."""
+        if self.state == "new":
+            await self.ensure_started()
+        return await self.shell.editor(
+            self.ensure_started, send,
+            lambda: self.current is not None or self.queued > 0 or self.state != "idle", busy_wait)
 
     async def _run_silent(self, code: str) -> dict[str, Any]:
-        reply = await self.request(lambda: self.client.execute(
+        reply = await self.shell.request(lambda: self.client.execute(
             code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False))
         return reply["content"]
 

@@ -58,9 +58,15 @@ class FakeClient:
 
     def _play(self, parent: str, script: Script) -> str:
         async def play() -> None:
-            for delay, channel, kind, content in script:
-                if delay:
+            steps = iter(script)
+            async with self.kernel.shell_turn:  # editor requests wait for the reply, as in a kernel
+                for delay, channel, kind, content in steps:
                     await asyncio.sleep(delay)
+                    getattr(self, f"{channel}_channel").put_nowait(message(kind, parent, content))
+                    if kind == "execute_reply":
+                        break
+            for delay, channel, kind, content in steps:
+                await asyncio.sleep(delay)
                 getattr(self, f"{channel}_channel").put_nowait(message(kind, parent, content))
 
         task = asyncio.ensure_future(play())
@@ -72,7 +78,17 @@ class FakeClient:
         return self._play(uuid.uuid4().hex, self.kernel.script(code))
 
     def _editor(self, kind: str, content: dict[str, Any]) -> str:
-        return self._play(uuid.uuid4().hex, [(self.kernel.editor_delay, "shell", kind, content)])
+        msg_id = uuid.uuid4().hex
+
+        async def answer() -> None:
+            async with self.kernel.shell_turn:  # a kernel answers its shell requests in turn
+                await asyncio.sleep(self.kernel.editor_delay)
+                self.shell_channel.put_nowait(message(kind, msg_id, content))
+
+        task = asyncio.ensure_future(answer())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return msg_id
 
     def complete(self, code: str, cursor_pos: int) -> str:
         return self._editor("complete_reply", {"status": "ok", "matches": [code + "_x"],
@@ -98,7 +114,8 @@ class FakeKernel(KernelHandle):
         self.fail_restarts = 0
         self.fail_ready = 0
         self.restart_delay = 0.0
-        self.editor_delay = 0.0
+        self.editor_delay = 0.0  # how long the kernel takes to answer one editor request
+        self.shell_turn = asyncio.Lock()
         self.starts = 0
         self.script: Callable[[str], Script] = lambda code: cell()
 
