@@ -69,8 +69,12 @@ class Service:
             if existing is not None:
                 return existing
         track = self.hub.track(request, connection_id)
+
+        def created(execution: Execution) -> None:  # late output revises the stored result
+            self.hub.result_source(execution.execution_id, execution.snapshot)
+
         try:
-            return await self.manager.execute(request, connection_id, [track, *listeners], client)
+            return await self.manager.execute(request, connection_id, [track, *listeners], client, created)
         except BaseException:
             if request.execution_id not in self.manager.executions:  # it never ran
                 self.hub.never_ran(request.execution_id)

@@ -16,12 +16,12 @@ from ..errors import (
     SessionNotFound,
 )
 from ..protocol import events
-from ..protocol.iopub import parent_id
 from .channels import read_forever
 from .context import enter as enter_context
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
+from .router import Router
 from .shell import ShellRequests
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,8 @@ class Session:
         self._start_lock = asyncio.Lock()
         self._stopped: asyncio.Event | None = None  # set once shutdown() has finished
         self._readers: list[asyncio.Task[None]] = []
-        self._routes: dict[str, Execution] = {}
         self.shell = ShellRequests(f"session {session_id}")
-        self.input_pending: str | None = None  # execution_id whose input() awaits a reply
+        self.router = Router(self.shell)  # parent msg_id -> execution, input_pending
 
     # -- lifecycle ----------------------------------------------------------------
     @property
@@ -123,9 +122,9 @@ class Session:
         await self.client.wait_for_ready(timeout=READY_TIMEOUT)
         label = f"session {self.id}"
         self._readers = [
-            asyncio.create_task(read_forever(self.client.iopub_channel, self._on_iopub, label)),
-            asyncio.create_task(read_forever(self.client.shell_channel, self._on_shell, label)),
-            asyncio.create_task(read_forever(self.client.stdin_channel, self._on_stdin, label)),
+            asyncio.create_task(read_forever(self.client.iopub_channel, self.router.on_iopub, label)),
+            asyncio.create_task(read_forever(self.client.shell_channel, self.router.on_shell, label)),
+            asyncio.create_task(read_forever(self.client.stdin_channel, self.router.on_stdin, label)),
         ]
 
     async def _disconnect(self) -> None:
@@ -139,6 +138,7 @@ class Session:
             self.client.stop_channels()
             self.client = None
         self.shell.fail_all()
+        self.router.forget_finished()
 
     async def restart(self, reason: str = "requested") -> None:
         async with self._start_lock:
@@ -232,37 +232,14 @@ class Session:
             except Exception:  # a broken listener must not abort a restart or shutdown
                 log.exception("session %s: a listener failed on %s", self.id, event)
 
-    # -- readers (channels.read_forever): one task per channel, routing on parent msg_id --
-    def _on_iopub(self, msg: dict[str, Any]) -> None:
-        execution = self._routes.get(parent_id(msg) or "")
-        if execution is not None:
-            execution.on_iopub(msg)
-
-    def _on_shell(self, msg: dict[str, Any]) -> None:
-        pid = parent_id(msg) or ""
-        if self.shell.deliver(msg, pid):
-            return
-        execution = self._routes.get(pid)
-        if execution is not None:
-            execution.on_reply(msg)
-
-    def _on_stdin(self, msg: dict[str, Any]) -> None:
-        execution = self._routes.get(parent_id(msg) or "")
-        if execution is None or msg["header"]["msg_type"] != "input_request":
-            return
-        content = msg["content"]
-        self.input_pending = execution.execution_id
-        execution.add_update({"kind": "input_request", "prompt": content.get("prompt", ""),
-                              "password": bool(content.get("password", False))})
-
     def answer_input(self, execution: Execution, value: str) -> None:
         """Deliver one line to the execution's pending ``input()``; once per input_request."""
         if self.current is not execution or execution.result is not None \
-                or self.input_pending != execution.execution_id or self.client is None:
+                or self.router.input_pending != execution.execution_id or self.client is None:
             raise NotWaitingForInput(
                 f"Execution {execution.execution_id!r} is not waiting for input",
                 execution_id=execution.execution_id, session_id=self.id)
-        self.input_pending = None
+        self.router.input_pending = None
         self.client.input(value)
 
     async def editor_request(self, send: Callable[[], str], busy_wait: float) -> dict[str, Any] | None:
@@ -328,11 +305,11 @@ class Session:
         msg_id = self.client.execute(execution.request.code, silent=False, store_history=True,
                                      allow_stdin=cfg.allow_stdin, stop_on_error=False)
         execution.msg_id = msg_id
-        self._routes[msg_id] = execution  # no await since execute(): no message can be missed
+        self.router.running(msg_id, execution)  # no await since execute(): no message can be missed
         try:
             status = await self._wait(execution)
         finally:
-            self._routes.pop(msg_id, None)
+            self.router.finished(msg_id)
             self.current = None
             if self.state == "busy":  # not over "new" (a failed restart) or "starting"
                 self.state = "idle"
