@@ -69,8 +69,12 @@ class Service:
             if existing is not None:
                 return existing
         track = self.hub.track(request, connection_id)
+
+        def created(execution: Execution) -> None:  # late output revises the stored result
+            self.hub.result_source(execution.execution_id, execution.snapshot)
+
         try:
-            return await self.manager.execute(request, connection_id, [track, *listeners], client)
+            return await self.manager.execute(request, connection_id, [track, *listeners], client, created)
         except BaseException:
             if request.execution_id not in self.manager.executions:  # it never ran
                 self.hub.never_ran(request.execution_id)
@@ -177,7 +181,7 @@ class Service:
             if kernel in versions or session.state != "idle" or session.client is None:
                 continue
             with contextlib.suppress(Exception):  # a busy or dying kernel just leaves it unknown
-                reply = await session.request(session.client.kernel_info, wait=1.0)
+                reply = await session.shell.request(session.client.kernel_info, wait=1.0)
                 versions[kernel] = str(reply["content"]["language_info"]["version"])
         return [{**lang, "version": versions.get(lang["kernelspec"])} for lang in self.languages()]
 

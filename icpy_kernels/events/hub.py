@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # only a type here; `icpy exec` runs without the store (and s
 
 log = logging.getLogger(__name__)
 
+LATE_FLUSH = 0.2  # late output is written to the store at most this often per execution
+
 Listener = Callable[[dict[str, Any]], None]
 
 # Execution event type -> (bus topic, broadcast type).
@@ -44,6 +46,8 @@ class Feed:
         self.result: dict[str, Any] | None = None
         self.watchers: list[Listener] = []  # resumed or retried requests
         self.ended = asyncio.Event()  # the result arrived, or it never ran
+        self.source: Callable[[], dict[str, Any]] | None = None  # the result with late output
+        self.late_pending = False  # a store update for late output is scheduled
 
     def row(self) -> dict[str, Any]:
         return {"execution_id": self.execution_id, "session_id": self.session_id,
@@ -78,6 +82,12 @@ class Hub:
         self.feeds[feed.execution_id] = feed
         return lambda event: self._on_event(feed, event)
 
+    def result_source(self, execution_id: str, source: Callable[[], dict[str, Any]]) -> None:
+        """Where the execution's current result (late output included) is read from."""
+        feed = self.feeds.get(execution_id)
+        if feed is not None:
+            feed.source = source
+
     def never_ran(self, execution_id: str) -> None:
         feed = self.feeds.get(execution_id)
         if feed is not None and feed.result is None:
@@ -92,6 +102,8 @@ class Hub:
                 self.store.record_started(feed.row())
         elif kind == "execution_update":
             feed.updates.append(event)
+            if event.get("late"):
+                self._persist_late(feed)
         elif kind == "execution_result":
             feed.result = event
             feed.session_id = event["session_id"]
@@ -116,6 +128,22 @@ class Hub:
         else:
             written.add_done_callback(lambda _: self.feeds.pop(feed.execution_id, None))
 
+    def _persist_late(self, feed: Feed) -> None:
+        """Late output joins the stored execution: its update log and its result. One write
+        per ``LATE_FLUSH`` at most: a thread printing in a loop is not a write per line."""
+        if self.store is None or feed.late_pending:
+            return
+        feed.late_pending = True
+
+        def flush() -> None:
+            feed.late_pending = False
+            if feed.source is not None:
+                feed.result = feed.source()
+            if self.store is not None and feed.result is not None:
+                self.store.record_late(feed.result, feed.updates)
+
+        asyncio.get_running_loop().call_later(LATE_FLUSH, flush)
+
     def _broadcast(self, feed: Feed, event: dict[str, Any]) -> None:
         topic, kind = EXECUTION_TOPICS[event["type"]]
         if not self.bus.wants(topic):
@@ -129,6 +157,8 @@ class Hub:
             message["code"] = feed.code
         elif kind == "code_execution_update":
             message.update(seq=event["seq"], update=event["update"])
+            if event.get("late"):
+                message.update(late=True, status=feed.result["status"] if feed.result else "running")
         else:
             message.update(status=event["status"], result=event)
         message["timestamp"] = event.get("timestamp") or events.now()

@@ -175,6 +175,13 @@ class HistoryStore:
              json.dumps(result["error"]) if result.get("error") else None,
              json.dumps(result), json.dumps(updates), result["execution_id"]))
 
+    def _revise(self, result: dict[str, Any], updates: list[dict[str, Any]]) -> None:
+        assert self._db is not None
+        self._db.execute(
+            "UPDATE executions SET truncated = ?, result = ?, updates = ? WHERE execution_id = ?",
+            (int(bool(result.get("truncated"))), json.dumps(result), json.dumps(updates),
+             result["execution_id"]))
+
     def _get(self, execution_id: str, column: str) -> Any:
         assert self._db is not None
         return self._db.execute(
@@ -238,6 +245,11 @@ class HistoryStore:
         if not self._closed:
             self._ids.add(row["execution_id"])
         return self._background(self._finish, {"started_at": time.time(), **row}, result, list(updates))
+
+    def record_late(self, result: dict[str, Any], updates: list[dict[str, Any]]) -> None:
+        """A finished execution got late output: store its result and update log again (a row
+        already pruned stays gone)."""
+        self._background(self._revise, result, list(updates))
 
     async def get_result(self, execution_id: str) -> dict[str, Any] | None:
         row = await self._submit(self._get, execution_id, "result")

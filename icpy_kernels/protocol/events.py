@@ -101,14 +101,13 @@ def execution_started(execution_id: str, session_id: str, language: str) -> dict
     }
 
 
-def execution_update(execution_id: str, seq: int, update: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "execution_update",
-        "execution_id": execution_id,
-        "seq": seq,
-        "update": update,
-        "timestamp": now(),
-    }
+def execution_update(execution_id: str, seq: int, update: dict[str, Any], late: bool = False) -> dict[str, Any]:
+    """``late``: output the kernel sent under the execution after its result (only then present)."""
+    event = {"type": "execution_update", "execution_id": execution_id, "seq": seq, "update": update}
+    if late:
+        event["late"] = True
+    event["timestamp"] = now()
+    return event
 
 
 def resumed(execution_id: str, session_id: str | None, status: str, after_seq: int) -> dict[str, Any]:

@@ -7,9 +7,14 @@ so quotes, newlines or code inside a value arrive as literal text.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ValidationError
+from ..provisioning.workspace import resolve_inside
 
 
 @dataclass(frozen=True)
@@ -97,3 +102,41 @@ def bash_context(cwd: str | None, env: dict[str, str]) -> ContextCode:
         exit_lines += [f"unset {names}", 'eval "$_icpy_saved_env"']
     exit_lines.append("unset _icpy_saved_pwd _icpy_saved_env; true")
     return ContextCode(enter, "\n".join(exit_lines) + "\n")
+
+
+async def enter(builder: ContextBuilder | None, language: str, workspace: str | None,
+                execution_id: str, working_directory: str | None, environment: dict[str, str],
+                run_silent: Callable[[str], Awaitable[dict[str, Any]]]) -> ContextCode | None:
+    """Apply an execution's cwd/environment in its kernel; the ``ContextCode`` to undo it
+    afterwards, or None when the execution asked for neither.
+
+    Raises ``ValidationError`` for a language without context code, a directory outside the
+    workspace or one the kernel cannot enter. A ``ConnectionError`` (the kernel went away
+    under this step) is the caller's to interpret.
+    """
+    if working_directory is None and not environment:
+        return None
+    if builder is None:
+        raise ValidationError(
+            f"config.working_directory/environment are not supported for {language}",
+            field="config", execution_id=execution_id)
+    cwd = working_directory
+    if cwd is not None and workspace is not None:
+        # Relative to the workspace and never outside it; a thread, since it touches
+        # the file system (as often as the kernel's symlinks make it).
+        try:
+            cwd = await asyncio.to_thread(resolve_inside, workspace, cwd)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="config.working_directory",
+                                  execution_id=execution_id) from exc
+    context = builder(cwd, environment)
+    reply = await run_silent(context.enter)
+    if reply.get("status") != "ok":
+        await run_silent(context.exit)
+        raise ValidationError(
+            f"Working directory {working_directory!r} does not exist or is not accessible"
+            if working_directory is not None else
+            f"Environment could not be applied: {reply.get('evalue', '')}",
+            field="config.working_directory" if working_directory else "config.environment",
+            execution_id=execution_id)
+    return context

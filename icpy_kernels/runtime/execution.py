@@ -75,6 +75,7 @@ class Execution:
         self.result: dict[str, Any] | None = None
         self.msg_id: str | None = None
         self.interrupt_requested = False
+        self._stale = False  # late output arrived since ``result`` was built
 
     # -- events out -------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -87,10 +88,10 @@ class Execution:
     def start_event(self) -> dict[str, Any]:
         return events.execution_started(self.execution_id, self.session_id, self.language)
 
-    def _publish(self, update: Update) -> None:
+    def _publish(self, update: Update, late: bool) -> None:
         self.seq += 1
         self.last_output = time.monotonic()
-        self.emit(events.execution_update(self.execution_id, self.seq, update))
+        self.emit(events.execution_update(self.execution_id, self.seq, update, late))
 
     async def until_in_user_code(self, limit: float = 2.0) -> None:
         """Wait until the kernel has announced the cell (``execute_input``), plus a moment.
@@ -108,6 +109,9 @@ class Execution:
 
     # -- kernel messages in -----------------------------------------------------
     def on_iopub(self, msg: dict[str, Any]) -> None:
+        if self.result is not None:
+            self._on_late(msg)
+            return
         msg_type = msg["header"]["msg_type"]
         if msg_type == "status":
             if msg["content"].get("execution_state") == "idle":
@@ -121,6 +125,15 @@ class Execution:
         if update is not None:
             self.add_update(update)
 
+    def _on_late(self, msg: dict[str, Any]) -> None:
+        """Output sent under this cell after its result (a timer, a thread, a background job):
+        told to whoever still listens, marked ``late``, and kept in ``outputs``. The status,
+        ``error`` and ``exit_code`` stay those the result gave."""
+        update = translate(msg)
+        if update is not None and update["kind"] != "input_request":
+            self.add_update(update, late=True)
+            self._stale = True
+
     def on_reply(self, msg: dict[str, Any]) -> None:
         self.reply = msg["content"]
         self.execution_count = self.reply.get("execution_count", self.execution_count)
@@ -130,9 +143,9 @@ class Execution:
         if self.reply is not None and self.idle:
             self.done.set()
 
-    def add_update(self, update: Update) -> None:
+    def add_update(self, update: Update, late: bool = False) -> None:
         kind = update["kind"]
-        if kind == "error":
+        if kind == "error" and not late:
             self.error = {k: update[k] for k in ("ename", "evalue", "traceback")}
         elif self.truncated:
             return
@@ -140,23 +153,23 @@ class Execution:
         if self._bytes + size > self.request.config.max_output_size and kind in ("stream", "result", "display"):
             budget = self.request.config.max_output_size - self._bytes
             if kind == "stream" and budget > 0:
-                self._accept({**update, "text": _cut_utf8(update["text"], budget)})
+                self._accept({**update, "text": _cut_utf8(update["text"], budget)}, late)
             self.truncated = True
             self._accept({"kind": "stream", "name": "stderr", "text": (
                 f"\n[icpy] output truncated: more than {self.request.config.max_output_size} bytes "
                 "(config.max_output_size); further output of this execution is discarded\n"
-            )})
+            )}, late)
             return
         self._bytes += size
-        if kind == "result":
+        if kind == "result" and not late:
             self.result_bundle = update["data"]
             if update.get("execution_count") is not None:
                 self.execution_count = update["execution_count"]
-        self._accept(update)
+        self._accept(update, late)
 
-    def _accept(self, update: Update) -> None:
+    def _accept(self, update: Update, late: bool = False) -> None:
         self._record_output(update)
-        self._publish(update)
+        self._publish(update, late)
 
     def _record_output(self, update: Update) -> None:
         """Keep ``outputs`` as a notebook front end would show them (nbclient's rules)."""
@@ -210,18 +223,26 @@ class Execution:
         self.result = self._build_result()
         self.done.set()
         self.emit(self.result)
-        # Nothing is emitted after the result. The registry of recent executions keeps this
-        # object: its listeners would keep the hub's update log and the client alive with it.
-        self.listeners.clear()
+        if self.msg_id is None:  # never reached the kernel: nothing can come late
+            self.close()
         return self.result
+
+    def close(self) -> None:
+        """No more late output can come (runtime/router.py). The registry of recent executions
+        keeps this object: its listeners would keep the hub's update log and the client alive."""
+        self.listeners.clear()
 
     @property
     def output_bytes(self) -> int:
         return self._bytes
 
     def snapshot(self) -> dict[str, Any]:
-        """The result when finished; otherwise the same shape with status ``running``."""
+        """The result when finished (with any late output); otherwise the same shape with
+        status ``running``."""
         if self.result is not None:
+            if self._stale:  # a new dict: a result once sent is never changed
+                self.result = {**self._build_result(), "timestamp": self.result["timestamp"]}
+                self._stale = False
             return self.result
         return {**self._build_result(), "status": self.status}
 

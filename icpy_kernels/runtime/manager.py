@@ -130,7 +130,7 @@ class SessionManager:
     # -- executions ---------------------------------------------------------------
     async def execute(
         self, request: ExecuteRequest, connection_id: str | None, listeners: list[Listener],
-        client: str | None = None,
+        client: str | None = None, created: Callable[[Execution], None] | None = None,
     ) -> Execution:
         session = self.get_or_create(request.session_id, request.language, connection_id,
                                      sandbox=request.config.sandbox, client=client)
@@ -141,6 +141,8 @@ class SessionManager:
             self.discard_unstarted(session)
             raise
         execution.listeners.extend(listeners)
+        if created is not None:
+            created(execution)
         self.executions[execution.execution_id] = execution
         try:
             return await session.execute(execution)

@@ -14,20 +14,19 @@ from ..errors import (
     KernelStartError,
     NotWaitingForInput,
     SessionNotFound,
-    ValidationError,
 )
 from ..protocol import events
-from ..protocol.iopub import parent_id
-from ..provisioning.workspace import resolve_inside
 from .channels import read_forever
+from .context import enter as enter_context
 from .execution import Execution
 from .kernels import KernelHandle
 from .languages import Language
+from .router import Router
+from .shell import ShellRequests
 
 log = logging.getLogger(__name__)
 
 LIVENESS_INTERVAL = 0.5  # how often a running execution checks that its kernel still lives
-SILENT_TIMEOUT = 15.0  # bound on our own bookkeeping snippets (context enter/exit)
 READY_TIMEOUT = 60.0
 
 SessionListener = Callable[[dict[str, Any]], None]
@@ -70,9 +69,8 @@ class Session:
         self._start_lock = asyncio.Lock()
         self._stopped: asyncio.Event | None = None  # set once shutdown() has finished
         self._readers: list[asyncio.Task[None]] = []
-        self._routes: dict[str, Execution] = {}
-        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.input_pending: str | None = None  # execution_id whose input() awaits a reply
+        self.shell = ShellRequests(f"session {session_id}")
+        self.router = Router(self.shell)  # parent msg_id -> execution, input_pending
 
     # -- lifecycle ----------------------------------------------------------------
     @property
@@ -105,14 +103,11 @@ class Session:
                     # Leave nothing running, and let the next execution try a fresh start.
                     if not self.closed:
                         self.state = "new"
-                    await self._disconnect()
-                    await self.handle.shutdown()
+                    await self._discard_kernel()
                     if self.closed and isinstance(exc, Exception):
                         raise self._gone() from exc
-                    if isinstance(exc, Exception) and not isinstance(exc, IcpyError):
-                        raise KernelStartError(
-                            f"Kernel {self.language.kernel_name!r} failed to start: {exc}"
-                        ) from exc
+                    if isinstance(exc, Exception):
+                        raise self._start_failed(exc, "start") from exc
                     raise
                 if self.closed:  # shut down while starting: shutdown() stops the kernel once we return
                     raise self._gone()
@@ -127,9 +122,9 @@ class Session:
         await self.client.wait_for_ready(timeout=READY_TIMEOUT)
         label = f"session {self.id}"
         self._readers = [
-            asyncio.create_task(read_forever(self.client.iopub_channel, self._on_iopub, label)),
-            asyncio.create_task(read_forever(self.client.shell_channel, self._on_shell, label)),
-            asyncio.create_task(read_forever(self.client.stdin_channel, self._on_stdin, label)),
+            asyncio.create_task(read_forever(self.client.iopub_channel, self.router.on_iopub, label)),
+            asyncio.create_task(read_forever(self.client.shell_channel, self.router.on_shell, label)),
+            asyncio.create_task(read_forever(self.client.stdin_channel, self.router.on_stdin, label)),
         ]
 
     async def _disconnect(self) -> None:
@@ -142,10 +137,8 @@ class Session:
         if self.client is not None:
             self.client.stop_channels()
             self.client = None
-        for fut in self._waiters.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("kernel connection closed"))
-        self._waiters.clear()
+        self.shell.fail_all()
+        self.router.forget_finished()
 
     async def restart(self, reason: str = "requested") -> None:
         async with self._start_lock:
@@ -164,9 +157,17 @@ class Session:
             return
         self.state = "starting"
         await self._disconnect()
-        if self.handle is not None:
+        try:
             await self.handle.restart()
-        await self._connect()
+            await self._connect()
+        except Exception as exc:
+            # A kernel half restarted (e.g. its connection file unreadable) cannot be
+            # restarted again: discard it, and the next request starts a fresh one.
+            await self._discard_kernel()
+            if self.closed:
+                return
+            self.state = "new"
+            raise self._start_failed(exc, "restart") from exc
         self.restarts += 1
         if not self.closed:
             self.state = "busy" if self.current else "idle"
@@ -199,6 +200,21 @@ class Session:
             await self.handle.shutdown()
         self._notify("session_shutdown", reason=reason)
 
+    async def _discard_kernel(self) -> None:
+        """After a failed start or restart: nothing of the kernel stays, and a failure to
+        stop what is left must not hide why it failed."""
+        await self._disconnect()
+        try:
+            await self.handle.shutdown()
+        except Exception:
+            log.exception("session %s: stopping a kernel that failed to start", self.id)
+
+    def _start_failed(self, exc: Exception, step: str) -> IcpyError:
+        if isinstance(exc, IcpyError):  # already says what failed (kernel_start_failed, sandbox...)
+            return exc
+        return KernelStartError(f"Kernel {self.language.kernel_name!r} failed to {step}: {exc}",
+                                session_id=self.id)
+
     @staticmethod
     def _restarted_error(reason: str) -> dict[str, Any]:
         return {"kind": "error", "ename": "SessionRestarted",
@@ -216,83 +232,28 @@ class Session:
             except Exception:  # a broken listener must not abort a restart or shutdown
                 log.exception("session %s: a listener failed on %s", self.id, event)
 
-    # -- readers (channels.read_forever): one task per channel, routing on parent msg_id --
-    def _on_iopub(self, msg: dict[str, Any]) -> None:
-        execution = self._routes.get(parent_id(msg) or "")
-        if execution is not None:
-            execution.on_iopub(msg)
-
-    def _on_shell(self, msg: dict[str, Any]) -> None:
-        pid = parent_id(msg) or ""
-        waiter = self._waiters.pop(pid, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(msg)
-            return
-        execution = self._routes.get(pid)
-        if execution is not None:
-            execution.on_reply(msg)
-
-    def _on_stdin(self, msg: dict[str, Any]) -> None:
-        execution = self._routes.get(parent_id(msg) or "")
-        if execution is None or msg["header"]["msg_type"] != "input_request":
-            return
-        content = msg["content"]
-        self.input_pending = execution.execution_id
-        execution.add_update({"kind": "input_request", "prompt": content.get("prompt", ""),
-                              "password": bool(content.get("password", False))})
-
-    def send_input(self, value: str) -> None:
-        if self.client is None:
-            raise SessionNotFound(f"Session {self.id!r} has no running kernel", session_id=self.id)
-        self.client.input(value)
-
-    async def request(self, send: Callable[[], str], wait: float = SILENT_TIMEOUT) -> dict[str, Any]:
-        """Send one shell request (``send`` returns its msg_id) and await its reply."""
-        msg_id = send()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters[msg_id] = future
-        try:
-            return await asyncio.wait_for(future, wait)
-        finally:
-            self._waiters.pop(msg_id, None)
-
     def answer_input(self, execution: Execution, value: str) -> None:
         """Deliver one line to the execution's pending ``input()``; once per input_request."""
         if self.current is not execution or execution.result is not None \
-                or self.input_pending != execution.execution_id or self.client is None:
+                or self.router.input_pending != execution.execution_id or self.client is None:
             raise NotWaitingForInput(
                 f"Execution {execution.execution_id!r} is not waiting for input",
                 execution_id=execution.execution_id, session_id=self.id)
-        self.input_pending = None
+        self.router.input_pending = None
         self.client.input(value)
 
     async def editor_request(self, send: Callable[[], str], busy_wait: float) -> dict[str, Any] | None:
-        """A shell request an editor makes on each keystroke (complete, inspect, is_complete).
-
-        The kernel answers these on its shell channel, after the running execution: while one
-        runs, wait at most ``busy_wait`` and return None (busy); an idle kernel silent for
-        ``SILENT_TIMEOUT`` is reported busy too. A reply arriving later finds no waiter and is
-        dropped by ``_on_shell``.
-        """
-        await self.ensure_started()
-        msg_id = send()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters[msg_id] = future
-        deadline = time.monotonic() + SILENT_TIMEOUT
-        try:
-            while True:
-                wait = min(busy_wait, deadline - time.monotonic())
-                try:
-                    return (await asyncio.wait_for(asyncio.shield(future), max(wait, 0)))["content"]
-                except TimeoutError:
-                    if self.current is not None or time.monotonic() >= deadline:
-                        log.debug("session %s: editor request %s answered busy", self.id, msg_id)
-                        return None
-        finally:
-            self._waiters.pop(msg_id, None)
+        """complete, inspect, is_complete: the reply's content, or None when the kernel cannot
+        answer within ``busy_wait`` (runtime/shell.py). A first start is not a busy kernel:
+        it is waited for (and fails as kernel_start_failed)."""
+        if self.state == "new":
+            await self.ensure_started()
+        return await self.shell.editor(
+            self.ensure_started, send,
+            lambda: self.current is not None or self.queued > 0 or self.state != "idle", busy_wait)
 
     async def _run_silent(self, code: str) -> dict[str, Any]:
-        reply = await self.request(lambda: self.client.execute(
+        reply = await self.shell.request(lambda: self.client.execute(
             code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False))
         return reply["content"]
 
@@ -315,41 +276,19 @@ class Session:
 
     async def _run(self, execution: Execution) -> None:
         cfg = execution.request.config
-        context = None
-        if cfg.working_directory is not None or cfg.environment:
-            if self.language.context is None:
-                raise ValidationError(
-                    f"config.working_directory/environment are not supported for {self.language.name}",
-                    field="config", execution_id=execution.execution_id)
-            cwd = cfg.working_directory
-            if cwd is not None and self.handle.workspace is not None:
-                # Relative to the workspace and never outside it; a thread, since it touches
-                # the file system (as often as the kernel's symlinks make it).
-                try:
-                    cwd = await asyncio.to_thread(resolve_inside, self.handle.workspace, cwd)
-                except ValueError as exc:
-                    raise ValidationError(str(exc), field="config.working_directory",
-                                          execution_id=execution.execution_id) from exc
-            context = self.language.context(cwd, cfg.environment)
-            try:
-                reply = await self._run_silent(context.enter)
-            except ConnectionError:
-                # The kernel went away under this step: a shutdown (it never runs, as the
-                # executions queued behind it) or a restart (it ends as a running one would).
-                if self.closed:
-                    raise self._gone() from None
-                execution.add_update(self._restarted_error("requested"))
-                execution.kernel_restarted = True
-                execution.finish("failed")
-                return
-            if reply.get("status") != "ok":
-                await self._run_silent(context.exit)
-                raise ValidationError(
-                    f"Working directory {cfg.working_directory!r} does not exist or is not accessible"
-                    if cfg.working_directory is not None else
-                    f"Environment could not be applied: {reply.get('evalue', '')}",
-                    field="config.working_directory" if cfg.working_directory else "config.environment",
-                    execution_id=execution.execution_id)
+        try:
+            context = await enter_context(
+                self.language.context, self.language.name, self.handle.workspace,
+                execution.execution_id, cfg.working_directory, cfg.environment, self._run_silent)
+        except ConnectionError:
+            # The kernel went away under this step: a shutdown (it never runs, as the
+            # executions queued behind it) or a restart (it ends as a running one would).
+            if self.closed:
+                raise self._gone() from None
+            execution.add_update(self._restarted_error("requested"))
+            execution.kernel_restarted = True
+            execution.finish("failed")
+            return
 
         if execution.interrupt_requested:  # interrupted while queued: it never runs
             if context is not None:
@@ -366,13 +305,13 @@ class Session:
         msg_id = self.client.execute(execution.request.code, silent=False, store_history=True,
                                      allow_stdin=cfg.allow_stdin, stop_on_error=False)
         execution.msg_id = msg_id
-        self._routes[msg_id] = execution  # no await since execute(): no message can be missed
+        self.router.running(msg_id, execution)  # no await since execute(): no message can be missed
         try:
             status = await self._wait(execution)
         finally:
-            self._routes.pop(msg_id, None)
+            self.router.finished(msg_id)
             self.current = None
-            if not self.closed:
+            if self.state == "busy":  # not over "new" (a failed restart) or "starting"
                 self.state = "idle"
         if context is not None and not self.closed and not execution.kernel_restarted:
             with contextlib.suppress(Exception):
@@ -420,9 +359,7 @@ class Session:
         except TimeoutError:
             # Still busy after the interrupt (a C-level hang, a signal-ignoring thread):
             # state is sacrificed so the session can serve the next execution.
-            async with self._start_lock:
-                await self._restart_locked("timeout")
-            execution.kernel_restarted = True
+            await self._restart_under(execution, "timeout")
         return "timeout"
 
     async def _on_death(self, execution: Execution) -> None:
@@ -431,8 +368,17 @@ class Session:
             "evalue": "The kernel died during execution; it was restarted and its state is lost",
             "traceback": [],
         })
-        async with self._start_lock:
-            await self._restart_locked("died")
+        await self._restart_under(execution, "died")
+
+    async def _restart_under(self, execution: Execution, reason: str) -> None:
+        """Restart the kernel of a running execution; a restart that fails ends it too, saying
+        why (the session then starts a fresh kernel for the next request)."""
+        try:
+            async with self._start_lock:
+                await self._restart_locked(reason)
+        except IcpyError as exc:
+            execution.add_update({"kind": "error", "ename": "KernelRestartFailed", "traceback": [],
+                                  "evalue": f"{exc.message}; the next execution starts a new kernel"})
         execution.kernel_restarted = True
 
     async def interrupt(self) -> bool:

@@ -32,6 +32,13 @@ async def _always() -> None:
     return None
 
 
+def _echo(message: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``request_id`` for an error it caused (when it is a usable scalar)."""
+    rid = message.get("request_id")
+    ok = isinstance(rid, (str, int, float)) and not isinstance(rid, bool)
+    return {"request_id": rid} if ok else {}
+
+
 class Connection:
     """Everything a WebSocket does, minus the socket: feed it frames, it calls ``send``.
 
@@ -67,6 +74,7 @@ class Connection:
     async def on_frame(self, frame: str | bytes) -> None:
         if self.rpc.claim(frame):
             return
+        message: dict[str, Any] = {}
         try:
             message = parse_frame(frame)
             kind = message.get("type")
@@ -78,10 +86,10 @@ class Connection:
                 )
             await handler(message)
         except IcpyError as exc:
-            self.send(events.error(exc))
+            self.send({**events.error(exc), **_echo(message)})
         except Exception as exc:  # a bug: tornado would drop the socket without a close code
             log.exception("connection %s: frame failed", self.id)
-            self.send(events.error(IcpyError(f"Internal error: {exc}")))
+            self.send({**events.error(IcpyError(f"Internal error: {exc}")), **_echo(message)})
 
     async def on_ping(self, message: dict[str, Any]) -> None:
         self.send(events.pong())

@@ -67,6 +67,10 @@ class Interactive:
             except IcpyError as exc:
                 self._error(exc, rid)
                 return
+            except Exception as exc:  # a bug still answers the request it failed, by its id
+                log.exception("connection %s: %s failed", self.connection.id, reply_type)
+                self._error(IcpyError(f"Internal error: {exc}"), rid)
+                return
             self.connection.send(self._reply(reply_type, rid, body))
 
         self.connection.spawn(run())

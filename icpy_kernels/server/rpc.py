@@ -191,7 +191,8 @@ async def execute_code_streaming(call: Call, params: dict[str, Any]) -> dict[str
         if kind == "execution_started":
             call.notify("execute.started", {k: event[k] for k in ("execution_id", "session_id", "language")})
         elif kind == "execution_update":
-            call.notify("execute.update", {k: event[k] for k in ("execution_id", "seq", "update")})
+            call.notify("execute.update", {k: event[k] for k in ("execution_id", "seq", "update", "late")
+                                           if k in event})
 
     return await _execute(call, params, [listener])
 

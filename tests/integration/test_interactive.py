@@ -281,6 +281,40 @@ async def test_editor_requests_do_not_wait_on_a_busy_kernel(server, editor_sessi
     client.close()
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_editor_requests_keep_their_bound_under_load(server):
+    """20 concurrent complete/inspect from two clients on a kernel busy in a run, then on an
+    idle kernel with a backlog of slow answers: each is answered within the 2 s bound."""
+    session = sid()
+    clients = [await Client.connect(server.url()) for _ in range(2)]
+    await clients[0].execute("import time\nclass Slow:\n    def __repr__(self):\n"
+                             "        time.sleep(0.5); return 'slow'\n    __str__ = __repr__\n"
+                             "slow = Slow()", session_id=session)
+
+    async def burst(code: str) -> list[tuple[float, dict[str, Any]]]:
+        async def one(client: Client, i: int) -> tuple[float, dict[str, Any]]:
+            start = time.monotonic()
+            kind = "complete" if i % 2 else "inspect"
+            reply = await request(client, {"type": kind, "session_id": session, "code": code}, 10)
+            return time.monotonic() - start, reply
+
+        return await asyncio.gather(*(one(clients[i % 2], i) for i in range(20)))
+
+    await clients[0].send({"type": "execute_streaming", "code": "time.sleep(10)",
+                           "execution_id": "bound-run", "session_id": session})
+    await clients[0].wait_for(of("bound-run", "execution_started"))
+    replies = await burst("time.sl")
+    assert max(t for t, _ in replies) < 2.5, sorted(t for t, _ in replies)
+    assert all(r["type"] in ("complete_reply", "inspect_reply") and r["busy"] for _, r in replies)
+    await clients[0].wait_for(of("bound-run", "execution_result"), 20)
+    # Idle now, but each inspect of `slow` takes the kernel 0.5 s: 20 in turn would take 10 s.
+    replies = await burst("slow")
+    assert max(t for t, _ in replies) < 2.5, sorted(t for t, _ in replies)
+    assert any(not r["busy"] for _, r in replies) and any(r["busy"] for _, r in replies)
+    for client in clients:
+        client.close()
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_editor_request_errors_echo_request_id(server, editor_session):
     client = await Client.connect(server.url())
