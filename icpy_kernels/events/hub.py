@@ -124,9 +124,15 @@ class Hub:
         if self.store is not None:
             written = self.store.record_finished(feed.row(), feed.result or {}, feed.updates)
         if written is None:
-            self.feeds.pop(feed.execution_id, None)
+            self._stored(feed)
         else:
-            written.add_done_callback(lambda _: self.feeds.pop(feed.execution_id, None))
+            written.add_done_callback(lambda _: self._stored(feed))
+
+    def _stored(self, feed: Feed) -> None:
+        """The store has the log now: resume reads it there. The feed may live on while its
+        execution can still get late output (runtime/router.py), holding only that."""
+        self.feeds.pop(feed.execution_id, None)
+        feed.updates = [u for u in feed.updates if u.get("late")]
 
     def _persist_late(self, feed: Feed) -> None:
         """Late output joins the stored execution: its update log and its result. One write
@@ -139,8 +145,11 @@ class Hub:
             feed.late_pending = False
             if feed.source is not None:
                 feed.result = feed.source()
-            if self.store is not None and feed.result is not None:
-                self.store.record_late(feed.result, feed.updates)
+            late = [u for u in feed.updates if u.get("late")]
+            if self.store is not None and feed.result is not None and late:
+                self.store.record_late(feed.result, late)
+                if feed.execution_id not in self.feeds:  # stored: the store keeps them now
+                    feed.updates = [u for u in feed.updates if u["seq"] > late[-1]["seq"]]
 
         asyncio.get_running_loop().call_later(LATE_FLUSH, flush)
 

@@ -175,8 +175,15 @@ class HistoryStore:
              json.dumps(result["error"]) if result.get("error") else None,
              json.dumps(result), json.dumps(updates), result["execution_id"]))
 
-    def _revise(self, result: dict[str, Any], updates: list[dict[str, Any]]) -> None:
+    def _revise(self, result: dict[str, Any], late: list[dict[str, Any]]) -> None:
         assert self._db is not None
+        row = self._db.execute("SELECT updates FROM executions WHERE execution_id = ?",
+                               (result["execution_id"],)).fetchone()
+        if row is None:
+            return  # pruned meanwhile: it stays gone
+        updates = json.loads(row[0]) if row[0] else []
+        last = updates[-1]["seq"] if updates else 0
+        updates += [u for u in late if u["seq"] > last]  # a flush may repeat what one stored
         self._db.execute(
             "UPDATE executions SET truncated = ?, result = ?, updates = ? WHERE execution_id = ?",
             (int(bool(result.get("truncated"))), json.dumps(result), json.dumps(updates),
@@ -246,10 +253,10 @@ class HistoryStore:
             self._ids.add(row["execution_id"])
         return self._background(self._finish, {"started_at": time.time(), **row}, result, list(updates))
 
-    def record_late(self, result: dict[str, Any], updates: list[dict[str, Any]]) -> None:
-        """A finished execution got late output: store its result and update log again (a row
-        already pruned stays gone)."""
-        self._background(self._revise, result, list(updates))
+    def record_late(self, result: dict[str, Any], late: list[dict[str, Any]]) -> None:
+        """A finished execution got late output: store its result again and append the late
+        updates to its log (a row already pruned stays gone)."""
+        self._background(self._revise, result, list(late))
 
     async def get_result(self, execution_id: str) -> dict[str, Any] | None:
         row = await self._submit(self._get, execution_id, "result")
