@@ -129,6 +129,11 @@ class Service:
 
     # -- sessions -----------------------------------------------------------------
     async def create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        return (await self.open_session(params))[0]
+
+    async def open_session(self, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The named session, started, and whether this call created it (REST answers 201
+        only then); an existing one of another language is a ``SessionConflict``."""
         session_id = optional_id(params, "session_id") or f"s-{uuid.uuid4().hex[:12]}"
         language = params.get("language", "python")
         if not isinstance(language, str) or not language:
@@ -136,6 +141,7 @@ class Service:
         config = params.get("config") or {}
         if not isinstance(config, dict):
             raise ValidationError("'config' must be an object", field="config")
+        existed = session_id in self.manager.sessions  # no await before get_or_create: no race
         session = self.manager.get_or_create(session_id, language, None,
                                              sandbox=parse_session_sandbox(config))
         try:
@@ -143,7 +149,7 @@ class Service:
         except BaseException:
             self.manager.discard_unstarted(session)
             raise
-        return session.describe()
+        return session.describe(), not existed
 
     def list_sessions(self) -> list[dict[str, Any]]:
         return self.manager.list_sessions()

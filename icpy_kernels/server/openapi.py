@@ -37,8 +37,8 @@ def _path_param(name: str) -> dict[str, Any]:
 
 def _op(summary: str, ok: dict[str, Any], *statuses: int, ok_status: str = "200",
         body: dict[str, Any] | None = None, params: tuple[str, ...] | list[str] = (), public: bool = False,
-        extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **_errors(*statuses)}}
+        extra: dict[str, Any] | None = None, extra_ok: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **(extra_ok or {}), **_errors(*statuses)}}
     if body is not None:
         op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
     if params:
@@ -179,8 +179,10 @@ def _paths() -> dict[str, Any]:
             "get": _op("Every session", _json(
                 {"type": "object", "properties": {"sessions": {"type": "array", "items": _ref("Session")}}},
                 "The sessions"), 401, 403),
-            "post": _op("Create (and start) a named session", _json(_ref("Session"), "Created"),
+            "post": _op("Create (and start) a named session; the existing one if session_id names one "
+                        "(409 if it runs another language)", _json(_ref("Session"), "Created"),
                         400, 401, 403, 409, 413, 503, ok_status="201",
+                        extra_ok={"200": _json(_ref("Session"), "It existed: that session, unchanged")},
                         body={"type": "object", "properties": {"session_id": {"type": "string"},
                                                                "language": {"type": "string"}}}),
         },

@@ -275,8 +275,8 @@ class SessionsHandler(ApiHandler):
         self.finish({"sessions": self.service.list_sessions()})
 
     async def post(self) -> None:
-        session = await self.service.create_session(self.json_body())
-        self.set_status(201)
+        session, created = await self.service.open_session(self.json_body())
+        self.set_status(201 if created else 200)
         self.finish(session)
 
 
