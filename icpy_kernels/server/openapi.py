@@ -25,6 +25,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "Invalid request (validation_error, invalid_json, unknown_language)",
             401: "No token", 403: "Wrong token", 404: "Not found", 405: "Method not allowed",
+            426: "Not a WebSocket version this server speaks (Sec-WebSocket-Version: 13)",
             409: "Session conflict", 413: "Body larger than max_message_size",
             503: "No capacity (max_sessions reached, or shutting down)"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
@@ -133,7 +134,7 @@ NDJSON_EVENTS = {  # 3.1 has no `description` on a Media Type Object: it goes on
 def _paths() -> dict[str, Any]:
     session = _json(_ref("Session"), "The session")
     upgrade = {"101": {"description": "Switching protocols (WebSocket); see docs/protocol.md"},
-               **_errors(401, 403)}
+               **_errors(400, 401, 403, 426, 503)}
     ws = {"get": {"summary": "The WebSocket: native messages and JSON-RPC 2.0", "responses": upgrade}}
     return {
         "/ws": ws,

@@ -20,17 +20,17 @@ from ..runtime.execution import Execution
 from ..service import Service
 from ..tasks import background
 from .auth import authenticate, check_browser, request_token
+from .httperrors import JsonErrors
 from .openapi import document
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 LINGER_SECONDS = 2.0  # after refusing a large body, read (and drop) what is in flight this long
 NDJSON = "application/x-ndjson"
 
 
 @web.stream_request_body
-class ApiHandler(web.RequestHandler):
+class ApiHandler(JsonErrors):
     """Authenticates in ``prepare`` (before the body is read, so a too-large body gets a real
     413 rather than a dropped connection); every error leaves through one ``write_error``."""
 
@@ -72,32 +72,9 @@ class ApiHandler(web.RequestHandler):
             raise InvalidJSON("Body must be a JSON object")
         return value
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, IcpyError):
-            self.set_status(exc.http_status)
-            body = exc.to_dict()
-        elif isinstance(exc, web.HTTPError):
-            body = {"code": HTTP_CODES.get(status_code, "http_error"),
-                    "message": exc.log_message or self._reason}
-        else:
-            body = {"code": "internal_error", "message": self._reason}
-        if self._status_code == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
+    def error_headers(self) -> None:
         if self._linger:
             self.set_header("Connection", "close")
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish({"error": body})
-
-    def allowed_methods(self) -> list[str]:
-        base = web.RequestHandler
-        return [m for m in self.SUPPORTED_METHODS
-                if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)]
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, IcpyError) and value.http_status < 500:
-            return  # a client's mistake, answered; not a server problem
-        super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
         if self._linger:
@@ -123,6 +100,8 @@ class NotFoundHandler(ApiHandler):
     """Every unrouted path: a JSON 404 (no token needed to learn a path does not exist)."""
 
     auth_required = False
+    # Checked before prepare(): any method tornado knows of a path that does not exist is a 404.
+    SUPPORTED_METHODS = (*ApiHandler.SUPPORTED_METHODS, "TRACE", "CONNECT")
 
     def prepare(self) -> None:
         super().prepare()

@@ -1,0 +1,97 @@
+"""The HTTP contract as third-party clients see it: error shapes on every route, oversized
+chunked bodies, and the OpenAPI document checked against the live server by schemathesis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from .harness import TOKEN, ThreadedServer, module_server
+
+LIMIT = 16 * 1024
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+server = module_server(max_message_size=LIMIT, max_sessions=2)
+
+
+async def raw(server: ThreadedServer, head: str, body: bytes = b"", timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh socket, as bytes: no client library smooths anything over.
+    Returns the status, the headers (lowercased names) and the body read until close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        data = await asyncio.wait_for(_response(reader), timeout)
+    finally:
+        writer.close()
+    header_block, _, content = data.partition(b"\r\n\r\n")
+    lines = header_block.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, content
+
+
+async def _response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+def request(method: str, path: str, headers: dict[str, str] | None = None) -> str:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def json_error(status: int, headers: dict[str, str], body: bytes, code: str) -> dict[str, str]:
+    assert headers["content-type"].startswith("application/json"), (status, headers, body)
+    error = json.loads(body)["error"]
+    assert error["code"] == code and isinstance(error["message"], str), error
+    return error
+
+
+# -- every error is our JSON error ----------------------------------------------------------------
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("path", ["/api/health", "/ws", "/ws/enhanced"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "TRACE", "POST"])
+async def test_unsupported_methods_are_json_405_with_allow(server, path, method):
+    status, headers, body = await raw(server, request(method, path, {**AUTH, "Content-Length": "0"}))
+    assert status == 405 and headers["allow"] == "GET"
+    json_error(status, headers, body, "method_not_allowed")
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("path", ["/ws", "/ws/enhanced"])
+async def test_websocket_refusals_are_json(server, path):
+    # A plain GET (a browser tab, curl) is no handshake.
+    status, headers, body = await raw(server, request("GET", path, AUTH))
+    assert status == 400
+    json_error(status, headers, body, "bad_request")
+    # A cross-site page: refused before the upgrade, in our shape (tornado's would be text/html).
+    status, headers, body = await raw(server, request("GET", path, {**AUTH, **HANDSHAKE,
+                                                                    "Sec-Fetch-Site": "cross-site"}))
+    assert status == 403
+    json_error(status, headers, body, "forbidden")
+    status, headers, body = await raw(server, request("GET", path, {**AUTH, **HANDSHAKE,
+                                                                    "Origin": "http://evil.example"}))
+    assert status == 403
+    json_error(status, headers, body, "forbidden")
+    # A protocol version tornado does not speak: 426 naming the one it does.
+    status, headers, body = await raw(server, request("GET", path, {**AUTH, **HANDSHAKE,
+                                                                    "Sec-WebSocket-Version": "99"}))
+    assert status == 426 and headers["sec-websocket-version"] == "13"
+    json_error(status, headers, body, "upgrade_required")
+    status, headers, body = await raw(server, request("GET", path, HANDSHAKE))
+    assert status == 401
+    json_error(status, headers, body, "unauthorized")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_unknown_paths_are_json_404(server):
+    for method in ("GET", "POST", "TRACE"):
+        status, headers, body = await raw(server, request(method, "/nowhere", {"Content-Length": "0"}))
+        assert status == 404
+        json_error(status, headers, body, "not_found")
