@@ -95,3 +95,26 @@ async def test_unknown_paths_are_json_404(server):
         status, headers, body = await raw(server, request(method, "/nowhere", {"Content-Length": "0"}))
         assert status == 404
         json_error(status, headers, body, "not_found")
+
+
+# -- bodies over max_message_size ---------------------------------------------------------------
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("path", ["/api/execute", "/api/sessions", "/api/sessions/x/complete"])
+async def test_oversized_chunked_body_is_413_and_finished(server, path):
+    # No Content-Length, so the size shows only while reading: answered like a sized body
+    # (413, our JSON, Connection: close), promptly, and the request is over (none left pending).
+    chunk = b"x" * 4096
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2 * LIMIT // len(chunk)))
+    head = request("POST", path, {**AUTH, "Transfer-Encoding": "chunked", "Content-Type": "application/json"})
+    status, headers, content = await raw(server, head, body + b"0\r\n\r\n", timeout=10)
+    assert status == 413 and headers.get("connection") == "close"
+    assert json_error(status, headers, content, "payload_too_large")["limit"] == LIMIT
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_small_chunked_body_is_read(server):
+    body = json.dumps({"code": "x", "language": "nope"}).encode()
+    head = request("POST", "/api/execute", {**AUTH, "Transfer-Encoding": "chunked"})
+    status, headers, content = await raw(server, head, b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert status == 400
+    json_error(status, headers, content, "unknown_language")  # the body was parsed
