@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import platform
 
 import pytest
 
@@ -118,3 +119,18 @@ async def test_small_chunked_body_is_read(server):
     status, headers, content = await raw(server, head, b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
     assert status == 400
     json_error(status, headers, content, "unknown_language")  # the body was parsed
+
+
+# -- languages ------------------------------------------------------------------------------------
+@pytest.mark.gen_test(timeout=60)
+async def test_language_versions_are_known_before_any_kernel_runs(server):
+    assert server.sessions() == {}  # nothing has run in this server yet
+    status, headers, body = await raw(server, request("GET", "/api/languages", AUTH))
+    assert status == 200
+    versions = {lang["language"]: lang["version"] for lang in json.loads(body)["languages"]}
+    # What the kernels' kernel_info will say: ipykernel runs this interpreter (the spec's bare
+    # "python"), the others report their interpreter's version string.
+    assert versions["python"] == platform.python_version()
+    for language in ("javascript", "bash"):
+        if language in versions:
+            assert versions[language] and versions[language][0].isdigit(), versions
