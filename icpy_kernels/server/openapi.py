@@ -31,9 +31,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
+ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}  # protocol.messages.ID_PATTERN
+NAME = {"type": "string", "minLength": 1}
+
+
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}}
+    return {"name": name, "in": "path", "required": True, "schema": ID_SCHEMA}
 
 
 def _op(summary: str, ok: dict[str, Any], *statuses: int, ok_status: str = "200",
@@ -41,7 +44,9 @@ def _op(summary: str, ok: dict[str, Any], *statuses: int, ok_status: str = "200"
         extra: dict[str, Any] | None = None, extra_ok: dict[str, Any] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **(extra_ok or {}), **_errors(*statuses)}}
     if body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+        # A body with required fields is itself required: an empty one is refused like {}.
+        op["requestBody"] = {"required": bool(body.get("required")),
+                             "content": {"application/json": {"schema": body}}}
     if params:
         op["parameters"] = [_path_param(p) for p in params]
     if public:
@@ -73,9 +78,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["code"],
         "properties": {
             "code": {"type": "string", "minLength": 1},
-            "language": {"type": "string", "default": "python"},
-            "session_id": {"type": "string", "description": "named session; absent: a temporary one"},
-            "execution_id": {"type": "string"},
+            "language": {**NAME, "default": "python"},
+            "session_id": {**ID_SCHEMA, "description": "named session; absent: a temporary one"},
+            "execution_id": ID_SCHEMA,
             "config": _ref("ExecutionConfig"),
         },
     },
@@ -168,10 +173,10 @@ def _paths() -> dict[str, Any]:
             400, 401, 403, 404, extra={"parameters": [
                 {"name": n, "in": "query", "required": False, "schema": schema, "description": text}
                 for n, schema, text in (
-                    ("session_id", {"type": "string"}, "only this session's executions"),
-                    ("language", {"type": "string"}, "only this language's executions"),
+                    ("session_id", ID_SCHEMA, "only this session's executions"),
+                    ("language", NAME, "only this language's executions"),
                     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 50)"),
-                    ("before", {"type": "string"}, "an execution_id: entries that started before it "
+                    ("before", ID_SCHEMA, "an execution_id: entries that started before it "
                                                    "(the previous page's next_before)"))]})},
         "/api/executions/{execution_id}": {"get": _op(
             "A finished execution's result, or a running one's output so far (status running)",
@@ -184,8 +189,7 @@ def _paths() -> dict[str, Any]:
                         "(409 if it runs another language)", _json(_ref("Session"), "Created"),
                         400, 401, 403, 409, 413, 503, ok_status="201",
                         extra_ok={"200": _json(_ref("Session"), "It existed: that session, unchanged")},
-                        body={"type": "object", "properties": {"session_id": {"type": "string"},
-                                                               "language": {"type": "string"}}}),
+                        body={"type": "object", "properties": {"session_id": ID_SCHEMA, "language": NAME}}),
         },
         "/api/sessions/{session_id}": {
             "get": _op("One session", session, 401, 403, 404, params=["session_id"]),
@@ -206,8 +210,9 @@ def _paths() -> dict[str, Any]:
 
 def _interactive_paths() -> dict[str, Any]:
     """server/rest_interactive.py: editor requests, one execution's interrupt and stdin."""
-    code = {"code": {"type": "string"}}
-    cursor = {"cursor_pos": {"type": "integer", "minimum": 0, "description": "default: len(code)"}}
+    code = {"code": {"type": "string"}, "language": NAME}
+    cursor = {"cursor_pos": {"type": "integer", "minimum": 0,
+                             "description": "at most len(code) in code points (else 400); default: len(code)"}}
     busy = {"busy": {"type": "boolean", "description": "the kernel was running code: empty answer"}}
     kinds = {
         "complete": ("Completions at the cursor", {**code, **cursor}, {
@@ -256,7 +261,7 @@ def _sharing_paths() -> dict[str, Any]:
             ndjson("subscribed, then one broadcast event per line; keepalive after keepalive_interval "
                    "of quiet; a slow_consumer error line ends a stream its client reads too slowly"),
             400, 401, 403, extra={"parameters": [query(
-                "topics", {"type": "string"}, "comma-separated topic patterns (fnmatch), e.g. "
+                "topics", {"type": "string", "pattern": "[^,\\s]"}, "comma-separated topic patterns (fnmatch), e.g. "
                 "code_execution.*,session.work.*; may be repeated", required=True)]})},
         "/api/executions/{execution_id}/events": {"get": _op(
             "Resume an execution's events (see docs/protocol.md, Reconnect)",

@@ -12,7 +12,7 @@ from typing import Any
 from tornado import iostream, web
 
 from ..config import Settings
-from ..errors import IcpyError, InvalidJSON, PayloadTooLarge
+from ..errors import IcpyError, InvalidJSON, PayloadTooLarge, ValidationError
 from ..protocol import events
 from ..protocol.messages import ExecuteRequest, decode_json
 from ..protocol.sharing import parse_history
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0  # after refusing a large body, read (and drop) what is in flight this long
 NDJSON = "application/x-ndjson"
+STREAM_VALUES = ("0", "1", "true", "false")
 UNBOUNDED = 2**62  # tornado's max_body_size for a chunked body: ApiHandler counts it instead
 
 
@@ -190,6 +191,7 @@ class ExecuteHandler(NdjsonHandler):
     """
 
     async def post(self) -> None:
+        stream = self.wants_stream()  # a bad ?stream= is refused before anything runs
         request = self.service.parse_execute(self.json_body())
         self.caller = "rest-" + uuid.uuid4().hex[:12]
         self.request_spec = request
@@ -198,7 +200,7 @@ class ExecuteHandler(NdjsonHandler):
             self.service.execute(request, self.caller, [queue.put_nowait]))
         self.task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
-            if self.wants_stream():
+            if stream:
                 await self._stream(queue)
             else:
                 execution = await self.task
@@ -208,8 +210,10 @@ class ExecuteHandler(NdjsonHandler):
                 await self.service.manager.close_connection(self.caller)
 
     def wants_stream(self) -> bool:
-        return NDJSON in self.request.headers.get("Accept", "") or \
-            self.get_query_argument("stream", "0").lower() in ("1", "true", "yes")
+        stream = self.get_query_argument("stream", "0")
+        if stream not in STREAM_VALUES:  # as strict as the OpenAPI enum: a typo is not "no"
+            raise ValidationError("'stream' must be one of 0, 1, true, false", field="stream")
+        return NDJSON in self.request.headers.get("Accept", "") or stream in ("1", "true")
 
     async def _stream(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         started = False

@@ -134,3 +134,46 @@ async def test_language_versions_are_known_before_any_kernel_runs(server):
     for language in ("javascript", "bash"):
         if language in versions:
             assert versions[language] and versions[language][0].isdigit(), versions
+
+
+# -- the OpenAPI document against the live server ---------------------------------------------------
+# Operations schemathesis does not call, and why (each is covered by its own tests instead):
+EXCLUDED = {
+    "GET /ws": "a valid request upgrades to a WebSocket, which an HTTP client cannot follow",
+    "GET /ws/enhanced": "as /ws",
+    "GET /api/events": "a valid request streams until the client leaves: it never ends",
+    "POST /api/execute": "each accepted example starts a kernel and runs generated code; and its "
+                         "language may be any installed kernel:NAME, which no schema enum can list",
+    "POST /api/sessions": "each accepted example starts a kernel (and the language, as execute)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="not yet at zero: cursor_pos <= len(code) (complete/inspect) is a cross-field "
+                          "rule no JSON Schema states, and the stateful phase's failures are untriaged",
+                   strict=False)
+def test_schemathesis_finds_nothing(server):
+    """Every check schemathesis has, bounded (10 examples an operation, fixed seed, one worker),
+    on loopback: the document is exactly as strict as the server."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exclude = [arg for op in EXCLUDED for arg in ("--exclude-name", op)]
+    cli = Path(sys.executable).with_name("schemathesis")
+    proc = subprocess.run(
+        [str(cli), "--no-color", "run", f"http://127.0.0.1:{server.port}/api/openapi.json",
+         "-H", f"Authorization: Bearer {TOKEN}", "--checks", "all", "--max-examples", "10",
+         "--seed", "20261207", "--workers", "1", "--request-timeout", "20", "--max-time", "90",
+         "--continue-on-failure", *exclude],
+        capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stream_query_is_checked_against_its_enum(server):
+    body = json.dumps({"code": "1", "language": "nope"}).encode()
+    head = request("POST", "/api/execute?stream=maybe", {**AUTH, "Content-Length": str(len(body))})
+    status, headers, content = await raw(server, head, body)
+    assert status == 400
+    assert json_error(status, headers, content, "validation_error")["field"] == "stream"
