@@ -61,6 +61,19 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     return message
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a JSON integer, else None. JSON (and JSON Schema's
+    "integer") has no int/float split: 3.0 is the integer 3, as clients that only have doubles
+    (JavaScript) may send it. A boolean is no number here, though Python counts it as one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def optional_id(message: dict[str, Any], name: str) -> str | None:
     value = message.get(name)
     if value is None:

@@ -212,7 +212,8 @@ def _interactive_paths() -> dict[str, Any]:
     """server/rest_interactive.py: editor requests, one execution's interrupt and stdin."""
     code = {"code": {"type": "string"}, "language": NAME}
     cursor = {"cursor_pos": {"type": "integer", "minimum": 0,
-                             "description": "at most len(code) in code points (else 400); default: len(code)"}}
+                             "description": "in code points; past the end is clamped to len(code); "
+                                            "default: len(code)"}}
     busy = {"busy": {"type": "boolean", "description": "the kernel was running code: empty answer"}}
     kinds = {
         "complete": ("Completions at the cursor", {**code, **cursor}, {
