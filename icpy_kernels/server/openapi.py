@@ -33,6 +33,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}  # protocol.messages.ID_PATTERN
 NAME = {"type": "string", "minLength": 1}
+# The characters Python's str.strip() removes (str.isspace()), spelled out: a pattern's \\s is
+# ECMAScript's set, which differs (it lacks \\x1c-\\x1f and \\x85, and has \\ufeff).
+BLANKS = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -70,7 +73,8 @@ SCHEMAS: dict[str, Any] = {
             "timeout": {"type": "number", "exclusiveMinimum": 0},
             "max_output_size": {"type": "integer", "exclusiveMinimum": 0},
             "working_directory": {"type": "string"},
-            "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+            "environment": {"type": "object", "additionalProperties": {"type": "string"},
+                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},  # messages.ENV_NAME
             "allow_stdin": {"type": "boolean"},
         },
     },
@@ -262,7 +266,7 @@ def _sharing_paths() -> dict[str, Any]:
             ndjson("subscribed, then one broadcast event per line; keepalive after keepalive_interval "
                    "of quiet; a slow_consumer error line ends a stream its client reads too slowly"),
             400, 401, 403, extra={"parameters": [query(
-                "topics", {"type": "string", "pattern": "[^,\\s]"}, "comma-separated topic patterns (fnmatch), e.g. "
+                "topics", {"type": "string", "pattern": f"[^,{BLANKS}]"}, "comma-separated topic patterns (fnmatch), e.g. "
                 "code_execution.*,session.work.*; may be repeated", required=True)]})},
         "/api/executions/{execution_id}/events": {"get": _op(
             "Resume an execution's events (see docs/protocol.md, Reconnect)",

@@ -78,6 +78,18 @@ class ApiHandler(JsonErrors):
         if not self._too_large:
             self._body += chunk
 
+    def queries(self, name: str) -> list[str]:
+        """Every ``name`` of the query string, as sent. Not tornado's get_query_arguments: it
+        strips blanks and turns control characters into spaces, so " 1" or "\\x16" would be
+        validated as "1" or "" and the server would answer a value other than the one the
+        client sent (and the OpenAPI document describes)."""
+        return [self.decode_argument(v, name) for v in self.request.query_arguments.get(name, [])]
+
+    def query(self, name: str) -> str | None:
+        """The last ``name`` of the query string, as sent (None when absent)."""
+        values = self.queries(name)
+        return values[-1] if values else None
+
     def json_body(self) -> dict[str, Any]:
         if self._too_large:
             raise PayloadTooLarge(f"Body exceeds max_message_size ({self.config.max_message_size})",
@@ -210,8 +222,10 @@ class ExecuteHandler(NdjsonHandler):
                 await self.service.manager.close_connection(self.caller)
 
     def wants_stream(self) -> bool:
-        stream = self.get_query_argument("stream", "0")
-        if stream not in STREAM_VALUES:  # as strict as the OpenAPI enum: a typo is not "no"
+        stream = self.query("stream")
+        if stream is None:
+            stream = "0"
+        elif stream not in STREAM_VALUES:  # as strict as the OpenAPI enum: a typo is not "no"
             raise ValidationError("'stream' must be one of 0, 1, true, false", field="stream")
         return NDJSON in self.request.headers.get("Accept", "") or stream in ("1", "true")
 
@@ -264,7 +278,7 @@ class ExecutionsHandler(ApiHandler):
 
     async def get(self) -> None:
         names = ("session_id", "language", "limit", "before")
-        args = {n: self.get_query_argument(n) for n in names if self.get_query_argument(n, None) is not None}
+        args = {n: value for n in names if (value := self.query(n)) is not None}
         self.finish(await self.service.history(parse_history(args)))
 
 

@@ -177,3 +177,19 @@ async def test_stream_query_is_checked_against_its_enum(server):
     status, headers, content = await raw(server, head, body)
     assert status == 400
     assert json_error(status, headers, content, "validation_error")["field"] == "stream"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_query_values_are_read_as_sent(server):
+    # tornado's get_query_argument strips blanks and turns control characters into spaces:
+    # " 1" passed the stream enum, and a language of "\x16" became "" (400 for a valid value).
+    body = json.dumps({"code": "1", "language": "nope"}).encode()
+    head = request("POST", "/api/execute?stream=%201", {**AUTH, "Content-Length": str(len(body))})
+    status, headers, content = await raw(server, head, body)
+    assert json_error(status, headers, content, "validation_error")["field"] == "stream"
+    status, _, content = await raw(server, request("GET", "/api/executions?language=%16", AUTH))
+    assert status == 200 and json.loads(content)["entries"] == []
+    for query, field in (("limit=%C2%B2", "limit"), ("limit=%205", "limit"), ("before=e1%0A", "before")):
+        # "²".isdigit() is true, and int("²") raised: a 500 before.
+        status, headers, content = await raw(server, request("GET", f"/api/executions?{query}", AUTH))
+        assert status == 400 and json_error(status, headers, content, "validation_error")["field"] == field
