@@ -5,6 +5,7 @@ Transports parse and authorize, then call these; there is no second execution pa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -19,6 +20,7 @@ from .protocol.sharing import HistoryQuery
 from .provisioning.options import parse_session_sandbox
 from .runtime.execution import Execution, Listener
 from .runtime.manager import SessionManager
+from .runtime.versions import LanguageVersions
 
 EDITOR_BUSY_WAIT = 2.0  # an editor's keystroke waits no longer than this on a busy kernel
 
@@ -27,7 +29,8 @@ class Service:
     def __init__(self, manager: SessionManager, hub: Hub | None = None) -> None:
         self.manager = manager
         self.settings: Settings = manager.settings
-        self._language_versions: dict[str, str] = {}  # kernel name -> language_info.version
+        self._language_versions = LanguageVersions()
+        self._kernel_reported: set[str] = set()  # kernels whose kernel_info gave the version
         # Broadcast, attached clients, resume logs and history (no store: nothing persists).
         self.hub = hub or Hub()
         manager.session_listeners.append(self.hub.on_session_event)
@@ -135,6 +138,11 @@ class Service:
 
     # -- sessions -----------------------------------------------------------------
     async def create_session(self, params: dict[str, Any], client: str | None = None) -> dict[str, Any]:
+        return (await self.open_session(params, client))[0]
+
+    async def open_session(self, params: dict[str, Any], client: str | None = None) -> tuple[dict[str, Any], bool]:
+        """The named session, started, and whether this call created it (REST answers 201
+        only then); an existing one of another language is a ``SessionConflict``."""
         session_id = optional_id(params, "session_id") or f"s-{uuid.uuid4().hex[:12]}"
         language = params.get("language", "python")
         if not isinstance(language, str) or not language:
@@ -142,6 +150,7 @@ class Service:
         config = params.get("config") or {}
         if not isinstance(config, dict):
             raise ValidationError("'config' must be an object", field="config")
+        existed = session_id in self.manager.sessions  # no await before get_or_create: no race
         session = self.manager.get_or_create(session_id, language, None,
                                              sandbox=parse_session_sandbox(config), client=client)
         try:
@@ -149,7 +158,7 @@ class Service:
         except BaseException:
             self.manager.discard_unstarted(session)
             raise
-        return session.describe()
+        return session.describe(), not existed
 
     def list_sessions(self) -> list[dict[str, Any]]:
         return self.manager.list_sessions()
@@ -173,17 +182,22 @@ class Service:
         return self.manager.languages.describe()
 
     async def describe_languages(self) -> list[dict[str, Any]]:
-        """``languages()`` plus each one's ``version`` (the kernel's ``language_info.version``),
-        asked of an idle kernel of that language; null until one has run in this server."""
+        """``languages()`` plus each one's ``version``: what its kernel's ``kernel_info`` says
+        (``language_info.version``), from the kernelspec or its interpreter until one has run."""
         versions = self._language_versions
         for session in list(self.manager.sessions.values()):
             kernel = session.language.kernel_name
-            if kernel in versions or session.state != "idle" or session.client is None:
+            if kernel in self._kernel_reported or session.state != "idle" or session.client is None:
                 continue
-            with contextlib.suppress(Exception):  # a busy or dying kernel just leaves it unknown
+            with contextlib.suppress(Exception):  # a busy or dying kernel: the probe's answer stays
                 reply = await session.shell.request(session.client.kernel_info, wait=1.0)
-                versions[kernel] = str(reply["content"]["language_info"]["version"])
-        return [{**lang, "version": versions.get(lang["kernelspec"])} for lang in self.languages()]
+                versions.known(kernel, str(reply["content"]["language_info"]["version"]))
+                self._kernel_reported.add(kernel)
+        ksm = self.manager.languages.ksm
+        languages = self.languages()
+        found = await asyncio.gather(*(versions.get(lang["kernelspec"], ksm.get_kernel_spec(lang["kernelspec"]))
+                                       for lang in languages))
+        return [{**lang, "version": version} for lang, version in zip(languages, found, strict=True)]
 
     # -- history, resume, attach (one path for every transport) -------------------------
     async def _existing(self, request: ExecuteRequest, listeners: list[Listener]) -> Execution | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError
-from .messages import optional_id
+from .messages import optional_id, whole_number
 
 EDITOR_KINDS = ("complete", "inspect", "is_complete")
 
@@ -42,15 +42,18 @@ def parse_editor(kind: str, message: dict[str, Any]) -> EditorRequest:
         raise ValidationError("'language' must be a non-empty string", field="language")
     if session_id is None and language is None:
         raise ValidationError(f"{kind} needs 'session_id' or 'language'", field="session_id")
-    cursor_pos = message.get("cursor_pos", len(code))
+    cursor_pos = len(code)  # is_complete has no cursor
     if kind != "is_complete":
         # Jupyter counts the cursor in unicode code points, as Python's len() does.
-        if isinstance(cursor_pos, bool) or not isinstance(cursor_pos, int) or not 0 <= cursor_pos <= len(code):
-            raise ValidationError(
-                f"'cursor_pos' must be an integer from 0 to len(code) ({len(code)})", field="cursor_pos"
-            )
-    detail_level = message.get("detail_level", 0)
-    if detail_level not in (0, 1) or isinstance(detail_level, bool):
+        pos = whole_number(message.get("cursor_pos", len(code)))
+        if pos is None or pos < 0:
+            raise ValidationError("'cursor_pos' must be an integer >= 0", field="cursor_pos")
+        # Past the end means at the end: an editor counting UTF-16 units (JavaScript, LSP) is
+        # past it after an astral character, and a kernel given such a cursor may fail or raise.
+        # Clamping, not refusing, also keeps the rule one a schema can state (no cross-field bound).
+        cursor_pos = min(pos, len(code))
+    detail_level = whole_number(message.get("detail_level", 0))
+    if detail_level not in (0, 1):
         raise ValidationError("'detail_level' must be 0 or 1", field="detail_level")
     return EditorRequest(kind, code, cursor_pos, detail_level, session_id, language)
 

@@ -12,8 +12,8 @@ from typing import Any
 from ..errors import InvalidJSON, ValidationError
 from ..provisioning.options import SessionSandbox, parse_session_sandbox
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch, as ID_PATTERN
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")  # fullmatch: `$` would let a final "\n" in
 MAX_PATH_BYTES = 4096  # PATH_MAX
 
 
@@ -61,11 +61,24 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     return message
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a JSON integer, else None. JSON (and JSON Schema's
+    "integer") has no int/float split: 3.0 is the integer 3, as clients that only have doubles
+    (JavaScript) may send it. A boolean is no number here, though Python counts it as one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def optional_id(message: dict[str, Any], name: str) -> str | None:
     value = message.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"'{name}' must be a string of 1-128 letters, digits or _.:@-", field=name
         )
@@ -105,7 +118,7 @@ def parse_config(raw: Any, *, default_timeout: float, max_timeout: float, max_ou
     if not isinstance(env, dict):
         raise ValidationError("'config.environment' must be an object of strings", field="config.environment")
     for key, value in env.items():
-        if not ENV_NAME.match(key):
+        if not ENV_NAME.fullmatch(key):
             raise ValidationError(
                 f"'config.environment' key {key!r} is not a valid variable name",
                 field="config.environment",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError
-from .messages import optional_id
+from .messages import optional_id, whole_number
 
 MAX_HISTORY_LIMIT = 1000
+# A REST query's integer, as written: ASCII digits only (str.isdigit() also takes "²", which
+# int() refuses), no surrounding blanks (the OpenAPI document says integer, not " 5").
+QUERY_INT = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,25 @@ def require_id(message: dict[str, Any], name: str) -> str:
     return value
 
 
+def _query_int(text: str) -> int | None:
+    if not QUERY_INT.fullmatch(text):
+        return None
+    # Past 18 digits every bound used here is crossed, and int() refuses over 4300 digits
+    # (a ValueError, i.e. a 500): such a number stands in as +-10**18.
+    if len(text.lstrip("-").lstrip("0")) > 18:
+        return -(10**18) if text.startswith("-") else 10**18
+    return int(text)
+
+
 def _int(message: dict[str, Any], name: str, default: int, low: int, high: int | None = None) -> int:
     value = message.get(name, default)
     if value is None:
         return default
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # REST query strings
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+    number = _query_int(value) if isinstance(value, str) else whole_number(value)
+    if number is None or number < low or (high and number > high):
         bound = f"between {low} and {high}" if high else f">= {low}"
         raise ValidationError(f"'{name}' must be an integer {bound}", field=name)
-    return value
+    return number
 
 
 def parse_history(message: dict[str, Any]) -> HistoryQuery:

@@ -25,22 +25,31 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "Invalid request (validation_error, invalid_json, unknown_language)",
             401: "No token", 403: "Wrong token", 404: "Not found", 405: "Method not allowed",
+            426: "Not a WebSocket version this server speaks (Sec-WebSocket-Version: 13)",
             409: "Session conflict", 413: "Body larger than max_message_size",
             503: "No capacity (max_sessions reached, or shutting down)"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
+ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}  # protocol.messages.ID_PATTERN
+NAME = {"type": "string", "minLength": 1}
+# The characters Python's str.strip() removes (str.isspace()), spelled out: a pattern's \\s is
+# ECMAScript's set, which differs (it lacks \\x1c-\\x1f and \\x85, and has \\ufeff).
+BLANKS = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}}
+    return {"name": name, "in": "path", "required": True, "schema": ID_SCHEMA}
 
 
 def _op(summary: str, ok: dict[str, Any], *statuses: int, ok_status: str = "200",
         body: dict[str, Any] | None = None, params: tuple[str, ...] | list[str] = (), public: bool = False,
-        extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **_errors(*statuses)}}
+        extra: dict[str, Any] | None = None, extra_ok: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {ok_status: ok, **(extra_ok or {}), **_errors(*statuses)}}
     if body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+        # A body with required fields is itself required: an empty one is refused like {}.
+        op["requestBody"] = {"required": bool(body.get("required")),
+                             "content": {"application/json": {"schema": body}}}
     if params:
         op["parameters"] = [_path_param(p) for p in params]
     if public:
@@ -64,7 +73,8 @@ SCHEMAS: dict[str, Any] = {
             "timeout": {"type": "number", "exclusiveMinimum": 0},
             "max_output_size": {"type": "integer", "exclusiveMinimum": 0},
             "working_directory": {"type": "string"},
-            "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+            "environment": {"type": "object", "additionalProperties": {"type": "string"},
+                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},  # messages.ENV_NAME
             "allow_stdin": {"type": "boolean"},
         },
     },
@@ -72,9 +82,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["code"],
         "properties": {
             "code": {"type": "string", "minLength": 1},
-            "language": {"type": "string", "default": "python"},
-            "session_id": {"type": "string", "description": "named session; absent: a temporary one"},
-            "execution_id": {"type": "string"},
+            "language": {**NAME, "default": "python"},
+            "session_id": {**ID_SCHEMA, "description": "named session; absent: a temporary one"},
+            "execution_id": ID_SCHEMA,
             "config": _ref("ExecutionConfig"),
         },
     },
@@ -122,18 +132,18 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-NDJSON_EVENTS = {
-    "description": "With Accept: application/x-ndjson or ?stream=1: one event per line as it happens "
-                   "(execution_started, execution_update..., keepalive, execution_result; "
-                   "an error line if the execution fails to run after the stream began)",
-    "schema": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+NDJSON_EVENTS = {  # 3.1 has no `description` on a Media Type Object: it goes on the schema
+    "schema": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}},
+               "description": "With Accept: application/x-ndjson or ?stream=1: one event per line as it "
+                              "happens (execution_started, execution_update..., keepalive, execution_result; "
+                              "an error line if the execution fails to run after the stream began)"},
 }
 
 
 def _paths() -> dict[str, Any]:
     session = _json(_ref("Session"), "The session")
     upgrade = {"101": {"description": "Switching protocols (WebSocket); see docs/protocol.md"},
-               **_errors(401, 403)}
+               **_errors(400, 401, 403, 426, 503)}
     ws = {"get": {"summary": "The WebSocket: native messages and JSON-RPC 2.0", "responses": upgrade}}
     return {
         "/ws": ws,
@@ -167,10 +177,10 @@ def _paths() -> dict[str, Any]:
             400, 401, 403, 404, extra={"parameters": [
                 {"name": n, "in": "query", "required": False, "schema": schema, "description": text}
                 for n, schema, text in (
-                    ("session_id", {"type": "string"}, "only this session's executions"),
-                    ("language", {"type": "string"}, "only this language's executions"),
+                    ("session_id", ID_SCHEMA, "only this session's executions"),
+                    ("language", NAME, "only this language's executions"),
                     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 50)"),
-                    ("before", {"type": "string"}, "an execution_id: entries that started before it "
+                    ("before", ID_SCHEMA, "an execution_id: entries that started before it "
                                                    "(the previous page's next_before)"))]})},
         "/api/executions/{execution_id}": {"get": _op(
             "A finished execution's result, or a running one's output so far (status running)",
@@ -179,10 +189,11 @@ def _paths() -> dict[str, Any]:
             "get": _op("Every session", _json(
                 {"type": "object", "properties": {"sessions": {"type": "array", "items": _ref("Session")}}},
                 "The sessions"), 401, 403),
-            "post": _op("Create (and start) a named session", _json(_ref("Session"), "Created"),
+            "post": _op("Create (and start) a named session; the existing one if session_id names one "
+                        "(409 if it runs another language)", _json(_ref("Session"), "Created"),
                         400, 401, 403, 409, 413, 503, ok_status="201",
-                        body={"type": "object", "properties": {"session_id": {"type": "string"},
-                                                               "language": {"type": "string"}}}),
+                        extra_ok={"200": _json(_ref("Session"), "It existed: that session, unchanged")},
+                        body={"type": "object", "properties": {"session_id": ID_SCHEMA, "language": NAME}}),
         },
         "/api/sessions/{session_id}": {
             "get": _op("One session", session, 401, 403, 404, params=["session_id"]),
@@ -203,8 +214,10 @@ def _paths() -> dict[str, Any]:
 
 def _interactive_paths() -> dict[str, Any]:
     """server/rest_interactive.py: editor requests, one execution's interrupt and stdin."""
-    code = {"code": {"type": "string"}}
-    cursor = {"cursor_pos": {"type": "integer", "minimum": 0, "description": "default: len(code)"}}
+    code = {"code": {"type": "string"}, "language": NAME}
+    cursor = {"cursor_pos": {"type": "integer", "minimum": 0,
+                             "description": "in code points; past the end is clamped to len(code); "
+                                            "default: len(code)"}}
     busy = {"busy": {"type": "boolean", "description": "the kernel was running code: empty answer"}}
     kinds = {
         "complete": ("Completions at the cursor", {**code, **cursor}, {
@@ -253,7 +266,7 @@ def _sharing_paths() -> dict[str, Any]:
             ndjson("subscribed, then one broadcast event per line; keepalive after keepalive_interval "
                    "of quiet; a slow_consumer error line ends a stream its client reads too slowly"),
             400, 401, 403, extra={"parameters": [query(
-                "topics", {"type": "string"}, "comma-separated topic patterns (fnmatch), e.g. "
+                "topics", {"type": "string", "pattern": f"[^,{BLANKS}]"}, "comma-separated topic patterns (fnmatch), e.g. "
                 "code_execution.*,session.work.*; may be repeated", required=True)]})},
         "/api/executions/{execution_id}/events": {"get": _op(
             "Resume an execution's events (see docs/protocol.md, Reconnect)",

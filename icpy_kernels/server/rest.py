@@ -12,7 +12,7 @@ from typing import Any
 from tornado import iostream, web
 
 from ..config import Settings
-from ..errors import IcpyError, InvalidJSON, PayloadTooLarge
+from ..errors import IcpyError, InvalidJSON, PayloadTooLarge, ValidationError
 from ..protocol import events
 from ..protocol.messages import ExecuteRequest, decode_json
 from ..protocol.sharing import parse_history
@@ -20,17 +20,19 @@ from ..runtime.execution import Execution
 from ..service import Service
 from ..tasks import background
 from .auth import authenticate, check_browser, request_token
+from .httperrors import JsonErrors
 from .openapi import document
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 LINGER_SECONDS = 2.0  # after refusing a large body, read (and drop) what is in flight this long
 NDJSON = "application/x-ndjson"
+STREAM_VALUES = ("0", "1", "true", "false")
+UNBOUNDED = 2**62  # tornado's max_body_size for a chunked body: ApiHandler counts it instead
 
 
 @web.stream_request_body
-class ApiHandler(web.RequestHandler):
+class ApiHandler(JsonErrors):
     """Authenticates in ``prepare`` (before the body is read, so a too-large body gets a real
     413 rather than a dropped connection); every error leaves through one ``write_error``."""
 
@@ -42,6 +44,7 @@ class ApiHandler(web.RequestHandler):
         self.connections = connections
         self._body = bytearray()
         self._linger = False
+        self._too_large = False  # a chunked body went over max_message_size
 
     @property
     def client(self) -> str:
@@ -65,12 +68,38 @@ class ApiHandler(web.RequestHandler):
                 f"Body of {length} bytes exceeds max_message_size ({self.config.max_message_size})",
                 limit=self.config.max_message_size,
             )
+        if "chunked" in self.request.headers.get("Transfer-Encoding", "").lower():
+            # tornado refuses a chunked body over max_body_size with a bare 400 and a closed
+            # connection, leaving this handler waiting for a body that never comes. We take
+            # the limit over: the rest of an oversized body is read and dropped (for at most
+            # --body-timeout), then answered 413 like a sized one.
+            self.request.connection.set_max_body_size(UNBOUNDED)
 
     def data_received(self, chunk: bytes) -> None:
-        if not self._finished:
+        if self._finished:
+            return
+        if len(self._body) + len(chunk) > self.config.max_message_size:
+            self._linger = self._too_large = True
+            self._body.clear()
+        if not self._too_large:
             self._body += chunk
 
+    def queries(self, name: str) -> list[str]:
+        """Every ``name`` of the query string, as sent. Not tornado's get_query_arguments: it
+        strips blanks and turns control characters into spaces, so " 1" or "\\x16" would be
+        validated as "1" or "" and the server would answer a value other than the one the
+        client sent (and the OpenAPI document describes)."""
+        return [self.decode_argument(v, name) for v in self.request.query_arguments.get(name, [])]
+
+    def query(self, name: str) -> str | None:
+        """The last ``name`` of the query string, as sent (None when absent)."""
+        values = self.queries(name)
+        return values[-1] if values else None
+
     def json_body(self) -> dict[str, Any]:
+        if self._too_large:
+            raise PayloadTooLarge(f"Body exceeds max_message_size ({self.config.max_message_size})",
+                                  limit=self.config.max_message_size)
         if not self._body.strip():
             return {}
         value = decode_json(self._body, "Body")
@@ -78,32 +107,9 @@ class ApiHandler(web.RequestHandler):
             raise InvalidJSON("Body must be a JSON object")
         return value
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, IcpyError):
-            self.set_status(exc.http_status)
-            body = exc.to_dict()
-        elif isinstance(exc, web.HTTPError):
-            body = {"code": HTTP_CODES.get(status_code, "http_error"),
-                    "message": exc.log_message or self._reason}
-        else:
-            body = {"code": "internal_error", "message": self._reason}
-        if self._status_code == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
+    def error_headers(self) -> None:
         if self._linger:
             self.set_header("Connection", "close")
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish({"error": body})
-
-    def allowed_methods(self) -> list[str]:
-        base = web.RequestHandler
-        return [m for m in self.SUPPORTED_METHODS
-                if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)]
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, IcpyError) and value.http_status < 500:
-            return  # a client's mistake, answered; not a server problem
-        super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
         if self._linger:
@@ -129,6 +135,8 @@ class NotFoundHandler(ApiHandler):
     """Every unrouted path: a JSON 404 (no token needed to learn a path does not exist)."""
 
     auth_required = False
+    # Checked before prepare(): any method tornado knows of a path that does not exist is a 404.
+    SUPPORTED_METHODS = (*ApiHandler.SUPPORTED_METHODS, "TRACE", "CONNECT")
 
     def prepare(self) -> None:
         super().prepare()
@@ -201,6 +209,7 @@ class ExecuteHandler(NdjsonHandler):
     """
 
     async def post(self) -> None:
+        stream = self.wants_stream()  # a bad ?stream= is refused before anything runs
         request = self.service.parse_execute(self.json_body())
         self.caller = "rest-" + uuid.uuid4().hex[:12]
         self.request_spec = request
@@ -209,7 +218,7 @@ class ExecuteHandler(NdjsonHandler):
             self.service.execute(request, self.caller, [queue.put_nowait], self.client))
         self.task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
-            if self.wants_stream():
+            if stream:
                 await self._stream(queue)
             else:
                 execution = await self.task
@@ -219,8 +228,12 @@ class ExecuteHandler(NdjsonHandler):
                 await self.service.manager.close_connection(self.caller)
 
     def wants_stream(self) -> bool:
-        return NDJSON in self.request.headers.get("Accept", "") or \
-            self.get_query_argument("stream", "0").lower() in ("1", "true", "yes")
+        stream = self.query("stream")
+        if stream is None:
+            stream = "0"
+        elif stream not in STREAM_VALUES:  # as strict as the OpenAPI enum: a typo is not "no"
+            raise ValidationError("'stream' must be one of 0, 1, true, false", field="stream")
+        return NDJSON in self.request.headers.get("Accept", "") or stream in ("1", "true")
 
     async def _stream(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         started = False
@@ -271,7 +284,7 @@ class ExecutionsHandler(ApiHandler):
 
     async def get(self) -> None:
         names = ("session_id", "language", "limit", "before")
-        args = {n: self.get_query_argument(n) for n in names if self.get_query_argument(n, None) is not None}
+        args = {n: value for n in names if (value := self.query(n)) is not None}
         self.finish(await self.service.history(parse_history(args)))
 
 
@@ -281,8 +294,8 @@ class SessionsHandler(ApiHandler):
         self.finish({"sessions": self.service.list_sessions()})
 
     async def post(self) -> None:
-        session = await self.service.create_session(self.json_body(), self.client)
-        self.set_status(201)
+        session, created = await self.service.open_session(self.json_body(), self.client)
+        self.set_status(201 if created else 200)
         self.finish(session)
 
 

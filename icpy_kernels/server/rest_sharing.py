@@ -35,7 +35,7 @@ class EventsHandler(QueuedNdjsonHandler):
     """
 
     async def get(self) -> None:
-        raw = [t.strip() for arg in self.get_query_arguments("topics") for t in arg.split(",")]
+        raw = [t.strip() for arg in self.queries("topics") for t in arg.split(",")]
         topics = parse_topics({"topics": [t for t in raw if t] or None},
                               self.config.max_subscriptions_per_connection)
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -89,7 +89,7 @@ class ExecutionEventsHandler(QueuedNdjsonHandler):
 
     async def get(self, execution_id: str) -> None:
         execution_id, after_seq = parse_resume(
-            {"execution_id": execution_id, "after_seq": self.get_query_argument("after_seq", None)})
+            {"execution_id": execution_id, "after_seq": self.query("after_seq")})
         self.queue = asyncio.Queue()
 
         def listener(event: dict[str, Any]) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..config import Settings
-from ..errors import AuthError, CapacityError
+from ..errors import CapacityError, ForbiddenError
 from ..protocol import events
 from ..service import Service
 from ..tasks import background
 from .auth import Origins, authenticate, check_browser, local_port
 from .connection import Connection
+from .httperrors import JsonErrors, check_handshake
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def release_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-class ExecutionSocket(WebSocketHandler):
+class ExecutionSocket(JsonErrors, WebSocketHandler):
     connections: set[ExecutionSocket]
 
     def initialize(self, service: Service, settings: Settings, connections: set[Any]) -> None:
@@ -52,19 +53,15 @@ class ExecutionSocket(WebSocketHandler):
         self._writer: asyncio.Task[None] | None = None
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        # Refuse before the upgrade, with a plain HTTP status a client can show.
-        try:
-            check_browser(self.request, self.config)
-            authenticate(self.request, self.config.token)
-        except AuthError as exc:
-            self.set_status(exc.http_status)
-            self.finish({"error": exc.to_dict()})
-            return
+        # Refuse before the upgrade, with our JSON error (write_error) a client can show:
+        # tornado's own refusals below would be plain text.
+        check_browser(self.request, self.config)
+        authenticate(self.request, self.config.token)
+        check_handshake(self.request)
+        if self._check_cross_origin(self.check_origin) is not None:  # e.g. Sec-Fetch-Site: cross-site
+            raise ForbiddenError("Cross-origin WebSocket not allowed (see --allow-origin)")
         if len(self.connections) >= self.config.max_connections:
-            exc = CapacityError("Too many connections")
-            self.set_status(exc.http_status)
-            self.finish({"error": exc.to_dict()})
-            return
+            raise CapacityError("Too many connections")
         await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:

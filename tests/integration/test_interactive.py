@@ -319,7 +319,7 @@ async def test_editor_requests_keep_their_bound_under_load(server):
 async def test_editor_request_errors_echo_request_id(server, editor_session):
     client = await Client.connect(server.url())
     cases = [
-        ({"type": "complete", "session_id": editor_session, "code": "abc", "cursor_pos": 9}, "validation_error", "cursor_pos"),
+        ({"type": "complete", "session_id": editor_session, "code": "abc", "cursor_pos": -1}, "validation_error", "cursor_pos"),
         ({"type": "complete", "code": "abc"}, "validation_error", "session_id"),
         ({"type": "inspect", "session_id": editor_session, "code": 3}, "validation_error", "code"),
         ({"type": "inspect", "session_id": editor_session, "code": "x", "detail_level": 2}, "validation_error", "detail_level"),
@@ -463,7 +463,9 @@ async def test_rest_editor_interrupt_and_input(server, editor_session):
     assert code == 200 and body["found"] is True
     code, body = await http(server, base + "/is_complete", {"code": "if x:"})
     assert code == 200 and (body["status"], body["indent"]) == ("incomplete", "    ")
-    code, body = await http(server, base + "/complete", {"code": "x", "cursor_pos": 5})
+    code, body = await http(server, base + "/complete", {"code": "rest_va", "cursor_pos": 99})
+    assert code == 200 and body["matches"] == ["rest_value"] and body["cursor_end"] == 7  # clamped
+    code, body = await http(server, base + "/complete", {"code": "x", "cursor_pos": -1})
     assert code == 400 and body["error"]["field"] == "cursor_pos"
     code, body = await http(server, "/api/sessions/no-such-session/complete", {"code": "x"})
     assert code == 404 and body["error"]["code"] == "session_not_found"

@@ -280,6 +280,11 @@ async def test_session_endpoints(server):
     session = "rest-s-" + uuid.uuid4().hex[:6]
     code, created, _ = await fetch(server, "/api/sessions", "POST", {"session_id": session, "language": "python"})
     assert code == 201 and created["session_id"] == session and created["state"] == "idle"
+    # Again: nothing is created, so 200 with that session; another language is a conflict.
+    code, again, _ = await fetch(server, "/api/sessions", "POST", {"session_id": session, "language": "py"})
+    assert code == 200 and again["session_id"] == session and again["created"] == created["created"]
+    code, body, _ = await fetch(server, "/api/sessions", "POST", {"session_id": session, "language": "bash"})
+    assert code == 409 and error_of(body)["code"] == "session_conflict"
     code, listed, _ = await fetch(server, "/api/sessions")
     assert session in [s["session_id"] for s in listed["sessions"]]
     code, one, _ = await fetch(server, f"/api/sessions/{session}")

@@ -21,7 +21,6 @@ def test_parse_defaults_cursor_to_the_end_in_code_points():
     ({"session_id": "s", "code": 1}, "code"),
     ({"session_id": "bad id!", "code": "x"}, "session_id"),
     ({"language": "", "code": "x"}, "language"),
-    ({"session_id": "s", "code": "abc", "cursor_pos": 4}, "cursor_pos"),
     ({"session_id": "s", "code": "abc", "cursor_pos": -1}, "cursor_pos"),
     ({"session_id": "s", "code": "abc", "cursor_pos": True}, "cursor_pos"),
     ({"session_id": "s", "code": "abc", "cursor_pos": 1.5}, "cursor_pos"),
@@ -32,6 +31,19 @@ def test_parse_rejects(message, field):
     with pytest.raises(ValidationError) as info:
         parse_editor("complete", message)
     assert info.value.field == field
+
+
+def test_cursor_past_the_end_is_clamped_to_it():
+    for kind in ("complete", "inspect"):
+        assert parse_editor(kind, {"session_id": "s", "code": "abc", "cursor_pos": 4}).cursor_pos == 3
+        assert parse_editor(kind, {"session_id": "s", "code": "", "cursor_pos": 10**30}).cursor_pos == 0
+        assert parse_editor(kind, {"session_id": "s", "code": "é😀", "cursor_pos": 3}).cursor_pos == 2
+
+
+def test_integral_floats_are_integers():
+    # JSON Schema's "integer" (the OpenAPI document's) includes 3.0; a JavaScript client may send it.
+    req = parse_editor("inspect", {"session_id": "s", "code": "abc", "cursor_pos": 2.0, "detail_level": 1.0})
+    assert (req.cursor_pos, req.detail_level) == (2, 1) and type(req.cursor_pos) is type(req.detail_level) is int
 
 
 def test_is_complete_ignores_cursor_pos():

@@ -78,6 +78,7 @@ def test_client_values_are_kept_and_capped():
         ({"code": "1", "language": 5}, "language"),
         ({"code": "1", "execution_id": 5}, "execution_id"),
         ({"code": "1", "execution_id": "has space"}, "execution_id"),
+        ({"code": "1", "execution_id": "e1\n"}, "execution_id"),  # `$` matches before a final newline
         ({"code": "1", "session_id": "x" * 200}, "session_id"),
         ({"code": "1", "config": "fast"}, "config"),
         ({"code": "1", "config": {"timeout": 0}}, "config.timeout"),
@@ -90,6 +91,7 @@ def test_client_values_are_kept_and_capped():
         ({"code": "1", "config": {"environment": {"A": 1}}}, "config.environment"),
         ({"code": "1", "config": {"environment": {"1A": "x"}}}, "config.environment"),
         ({"code": "1", "config": {"environment": {"A=B": "x"}}}, "config.environment"),
+        ({"code": "1", "config": {"environment": {"A\n": "x"}}}, "config.environment"),
         ({"code": "1", "config": {"environment": {"A": "nul\0"}}}, "config.environment"),
         ({"code": "1", "config": {"allow_stdin": "yes"}}, "config.allow_stdin"),
     ],
