@@ -184,15 +184,6 @@ class LocalBackend(Backend):
         await self.manager.shutdown()
 
 
-async def open_backend(url: str | None, token: str | None) -> Backend:
-    """The remote backend when a URL is given (connected and welcomed), else a local one."""
-    if url:
-        from .remote import RemoteBackend
-
-        return await RemoteBackend.connect(url, token)
-    return LocalBackend()
-
-
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, IcpyError):
         return f"{exc.message} [{exc.code}]"

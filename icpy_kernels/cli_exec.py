@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .backends import Backend, CannotRun, exit_status, open_backend, request_params
+from .backends import Backend, CannotRun, exit_status, request_params
+from .connect import open_backend
 from .protocol.iopub import system_exit_code
 
 EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",

@@ -16,9 +16,9 @@ from .backends import (
     Backend,
     CannotRun,
     exit_status,
-    open_backend,
     request_params,
 )
+from .connect import open_backend
 from .runtime.languages import BUILTIN_LANGUAGES
 
 # nbclient's convention: a cell tagged so is expected to fail and does not stop the run.
