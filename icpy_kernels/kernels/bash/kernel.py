@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import signal
 import subprocess
 from typing import Any
@@ -21,7 +22,9 @@ from .syntax import completion_context, is_complete, word_at
 STDIN_POLL = 0.005
 
 
+@functools.cache
 def _bash_version() -> str:
+    """`$BASH_VERSION`, asked once per process, the first time a kernel_info needs it."""
     try:
         out = subprocess.run(
             ["bash", "-c", "echo $BASH_VERSION"], capture_output=True, text=True, timeout=5
@@ -37,17 +40,31 @@ class BashKernel(OrderlyShutdown, Kernel):
     implementation = "icpy_bash"
     implementation_version = __version__
     language = "bash"
-    _bash_version = _bash_version()
-    language_version = _bash_version
-    language_info = {
-        "name": "bash",
-        "version": _bash_version,
-        "mimetype": "text/x-sh",
-        "file_extension": ".sh",
-        "codemirror_mode": "shell",
-        "pygments_lexer": "bash",
-    }
-    banner = f"Bash (icpy) kernel {__version__}, GNU bash {_bash_version}"
+
+    # The version is not computed at import (that ran bash in every process importing the
+    # module): kernel_info_request finds it off the loop; these properties read the cache.
+    @property
+    def language_version(self) -> str:
+        return _bash_version()
+
+    @property
+    def language_info(self) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "name": "bash",
+            "version": _bash_version(),
+            "mimetype": "text/x-sh",
+            "file_extension": ".sh",
+            "codemirror_mode": "shell",
+            "pygments_lexer": "bash",
+        }
+
+    @property
+    def banner(self) -> str:  # type: ignore[override]
+        return f"Bash (icpy) kernel {__version__}, GNU bash {_bash_version()}"
+
+    async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
+        await asyncio.to_thread(_bash_version)
+        await super().kernel_info_request(stream, ident, parent)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
