@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from .records import Done, InputRequest, Record, Result, parse_record, split_records
 from .script import init_script
 
 # Output is batched: a stream message goes out FLUSH_DELAY after the first unsent byte, or
@@ -337,28 +338,20 @@ class BashProcess:
             pass
         except OSError:
             return
-        *records, self._ctl_buf = self._ctl_buf.split(b"\0")
-        for raw in records:
-            self._handle_record(raw.decode("utf-8", "replace"))
+        records, self._ctl_buf = split_records(self._ctl_buf)
+        for text in records:
+            self._handle_record(parse_record(text))
 
-    def _handle_record(self, record: str) -> None:
-        kind, body = record[:1], record[1:]
-        seq_text, _, rest = body.partition(":")
-        try:
-            seq = int(seq_text)
-        except ValueError:
-            return
-        if kind == "D":
-            fut = self._waiters.get(seq)
+    def _handle_record(self, record: Record | None) -> None:
+        if isinstance(record, Done):
+            fut = self._waiters.get(record.seq)
             if fut is not None and not fut.done():
-                status = int(rest) if rest.lstrip("-").isdigit() else 1
-                fut.set_result((status, self._payloads.get(seq, "")))
-        elif kind == "R":
-            self._payloads[seq] = rest
-        elif kind == "I" and seq in self._waiters:
-            secret, _, prompt = rest.partition(":")
+                fut.set_result((record.status, self._payloads.get(record.seq, "")))
+        elif isinstance(record, Result):
+            self._payloads[record.seq] = record.text
+        elif isinstance(record, InputRequest) and record.seq in self._waiters:
             self.flush_output()
-            self._on_input(seq, prompt, secret == "1")
+            self._on_input(record.seq, record.prompt, record.password)
 
     def _on_output(self, out: _Output) -> None:
         # Two pipes carry no common order; what the kernel can know is the order of its
