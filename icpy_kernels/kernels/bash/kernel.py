@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import functools
 import signal
@@ -77,7 +76,6 @@ class BashKernel(OrderlyShutdown, Kernel):
         # between cells are attributed to the last cell).
         self._out_parent: dict[str, Any] = {}
         self._stdin_ident: Any = None
-        atexit.register(self._kill_shell)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -99,13 +97,15 @@ class BashKernel(OrderlyShutdown, Kernel):
     def post_handler_hook(self) -> None:
         pass
 
-    def _kill_shell(self) -> None:
+    def kill_children_now(self) -> None:
         if self.shell is not None:
-            self.shell.kill()
-            self.shell = None
+            self.shell.kill_group()
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        self._kill_shell()
+        shell, self.shell = self.shell, None
+        if shell is not None:
+            # shutdown_request arrives on the control thread; the shell belongs to the main loop.
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(shell.kill(), shell.loop))
         return {"status": "ok", "restart": restart}
 
     # -- interrupts ------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class BashKernel(OrderlyShutdown, Kernel):
         if shell is None or not shell.alive:
             if shell is not None:
                 note = f"bash exited (status {shell.returncode}) and was restarted; state lost"
-                shell.kill()
+                await shell.kill()
             shell = self.shell = self._new_shell()
         if not await shell.wait_ready():
             raise RuntimeError("bash did not start")
@@ -178,7 +178,7 @@ class BashKernel(OrderlyShutdown, Kernel):
         if status is None:
             # The cell ended the shell (`exit 3`, `exec`, a crash): start a fresh one.
             code_ = shell.returncode if shell.returncode is not None else -1
-            shell.kill()
+            await shell.kill()
             self.shell = self._new_shell()
             evalue = f"bash exited with status {code_}; the shell was restarted and its state lost"
             if code_ != 0:
