@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import os
+import signal
 import threading
 from typing import Any
 
@@ -30,6 +32,22 @@ class OrderlyShutdown:
         self._shutdown_requested = False
         self._control_settled = threading.Event()
         atexit.register(self._wait_for_control)
+
+    def start(self) -> None:
+        super().start()  # type: ignore[misc]
+        # The kernel's child runs in a session of its own, so a SIGTERM aimed at the kernel
+        # (jupyter_client's escalation) would miss it: kill it first, then die of SIGTERM.
+        self.io_loop.asyncio_loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)  # type: ignore[attr-defined]
+
+    def kill_children_now(self) -> None:
+        """Kill the kernel's child processes at once, without waiting (a signal handler)."""
+
+    def _on_sigterm(self) -> None:
+        try:
+            self.kill_children_now()
+        finally:
+            self.io_loop.asyncio_loop.remove_signal_handler(signal.SIGTERM)  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def shutdown_request(self, stream: Any, ident: Any, parent: Any) -> None:
         self._shutdown_requested = True

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
+import functools
 import signal
 import subprocess
 from typing import Any
@@ -21,7 +21,9 @@ from .syntax import completion_context, is_complete, word_at
 STDIN_POLL = 0.005
 
 
+@functools.cache
 def _bash_version() -> str:
+    """`$BASH_VERSION`, asked once per process, the first time a kernel_info needs it."""
     try:
         out = subprocess.run(
             ["bash", "-c", "echo $BASH_VERSION"], capture_output=True, text=True, timeout=5
@@ -37,17 +39,31 @@ class BashKernel(OrderlyShutdown, Kernel):
     implementation = "icpy_bash"
     implementation_version = __version__
     language = "bash"
-    _bash_version = _bash_version()
-    language_version = _bash_version
-    language_info = {
-        "name": "bash",
-        "version": _bash_version,
-        "mimetype": "text/x-sh",
-        "file_extension": ".sh",
-        "codemirror_mode": "shell",
-        "pygments_lexer": "bash",
-    }
-    banner = f"Bash (icpy) kernel {__version__}, GNU bash {_bash_version}"
+
+    # The version is not computed at import (that ran bash in every process importing the
+    # module): kernel_info_request finds it off the loop; these properties read the cache.
+    @property
+    def language_version(self) -> str:
+        return _bash_version()
+
+    @property
+    def language_info(self) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "name": "bash",
+            "version": _bash_version(),
+            "mimetype": "text/x-sh",
+            "file_extension": ".sh",
+            "codemirror_mode": "shell",
+            "pygments_lexer": "bash",
+        }
+
+    @property
+    def banner(self) -> str:  # type: ignore[override]
+        return f"Bash (icpy) kernel {__version__}, GNU bash {_bash_version()}"
+
+    async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
+        await asyncio.to_thread(_bash_version)
+        await super().kernel_info_request(stream, ident, parent)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -60,7 +76,6 @@ class BashKernel(OrderlyShutdown, Kernel):
         # between cells are attributed to the last cell).
         self._out_parent: dict[str, Any] = {}
         self._stdin_ident: Any = None
-        atexit.register(self._kill_shell)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -82,13 +97,15 @@ class BashKernel(OrderlyShutdown, Kernel):
     def post_handler_hook(self) -> None:
         pass
 
-    def _kill_shell(self) -> None:
+    def kill_children_now(self) -> None:
         if self.shell is not None:
-            self.shell.kill()
-            self.shell = None
+            self.shell.kill_group()
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        self._kill_shell()
+        shell, self.shell = self.shell, None
+        if shell is not None:
+            # shutdown_request arrives on the control thread; the shell belongs to the main loop.
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(shell.kill(), shell.loop))
         return {"status": "ok", "restart": restart}
 
     # -- interrupts ------------------------------------------------------------------------
@@ -120,7 +137,7 @@ class BashKernel(OrderlyShutdown, Kernel):
         if shell is None or not shell.alive:
             if shell is not None:
                 note = f"bash exited (status {shell.returncode}) and was restarted; state lost"
-                shell.kill()
+                await shell.kill()
             shell = self.shell = self._new_shell()
         if not await shell.wait_ready():
             raise RuntimeError("bash did not start")
@@ -161,7 +178,7 @@ class BashKernel(OrderlyShutdown, Kernel):
         if status is None:
             # The cell ended the shell (`exit 3`, `exec`, a crash): start a fresh one.
             code_ = shell.returncode if shell.returncode is not None else -1
-            shell.kill()
+            await shell.kill()
             self.shell = self._new_shell()
             evalue = f"bash exited with status {code_}; the shell was restarted and its state lost"
             if code_ != 0:

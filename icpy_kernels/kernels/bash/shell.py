@@ -13,9 +13,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 
+from .records import Done, InputRequest, Record, Result, parse_record, split_records
 from .script import init_script
 
 # Output is batched: a stream message goes out FLUSH_DELAY after the first unsent byte, or
@@ -91,6 +91,7 @@ class BashProcess:
         self.busy = False
         self.interrupted = False
         self.returncode: int | None = None
+        self._exited: asyncio.Future[None] = loop.create_future()
         self.tmpdir = tempfile.mkdtemp(prefix="icpy-bash-")
         self._cell_path = os.path.join(self.tmpdir, "cell")
         self._spawn()
@@ -197,6 +198,8 @@ class BashProcess:
             os.close(self._pidfd)
             self._pidfd = None
         self.returncode = self.proc.wait()
+        if not self._exited.done():
+            self._exited.set_result(None)
         self._on_control()
         for out in self.outputs:
             self._drain(out)
@@ -205,20 +208,26 @@ class BashProcess:
                 fut.set_result(None)
         self._waiters.clear()
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         """Kill bash and everything in its process group (background jobs included)."""
         with contextlib.suppress(OSError):
             os.killpg(self.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 0.2
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        # SIGKILL the group even when bash is gone: its background jobs keep the group alive.
+        # _on_exit (pidfd reader or the poll fallback) resolves _exited: wait on the loop.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited), 0.2)
+        self.kill_group()
+        if self.returncode is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.proc.wait, 2)
+        if self.proc.returncode is not None:
+            self._on_exit()
+        self.close()
+
+    def kill_group(self) -> None:
+        """SIGKILL bash's group without waiting (also safe from a signal handler)."""
+        # Even when bash is gone: its background jobs keep the group alive.
         with contextlib.suppress(OSError):
             os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=2)
-        self._on_exit()
-        self.close()
 
     def close(self) -> None:
         """Release fds and readers; bash must already be dead."""
@@ -337,28 +346,20 @@ class BashProcess:
             pass
         except OSError:
             return
-        *records, self._ctl_buf = self._ctl_buf.split(b"\0")
-        for raw in records:
-            self._handle_record(raw.decode("utf-8", "replace"))
+        records, self._ctl_buf = split_records(self._ctl_buf)
+        for text in records:
+            self._handle_record(parse_record(text))
 
-    def _handle_record(self, record: str) -> None:
-        kind, body = record[:1], record[1:]
-        seq_text, _, rest = body.partition(":")
-        try:
-            seq = int(seq_text)
-        except ValueError:
-            return
-        if kind == "D":
-            fut = self._waiters.get(seq)
+    def _handle_record(self, record: Record | None) -> None:
+        if isinstance(record, Done):
+            fut = self._waiters.get(record.seq)
             if fut is not None and not fut.done():
-                status = int(rest) if rest.lstrip("-").isdigit() else 1
-                fut.set_result((status, self._payloads.get(seq, "")))
-        elif kind == "R":
-            self._payloads[seq] = rest
-        elif kind == "I" and seq in self._waiters:
-            secret, _, prompt = rest.partition(":")
+                fut.set_result((record.status, self._payloads.get(record.seq, "")))
+        elif isinstance(record, Result):
+            self._payloads[record.seq] = record.text
+        elif isinstance(record, InputRequest) and record.seq in self._waiters:
             self.flush_output()
-            self._on_input(seq, prompt, secret == "1")
+            self._on_input(record.seq, record.prompt, record.password)
 
     def _on_output(self, out: _Output) -> None:
         # Two pipes carry no common order; what the kernel can know is the order of its

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -92,7 +92,6 @@ class NodeKernel(OrderlyShutdown, Kernel):
             self.log.error("%s", self._node_error)
         else:
             self._spawn()
-        atexit.register(self._stop_node)
 
     # ---- the node process -------------------------------------------------------------
 
@@ -141,6 +140,12 @@ class NodeKernel(OrderlyShutdown, Kernel):
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    def kill_children_now(self) -> None:
+        # The whole group: processes the user's code started live in node's session too.
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
 
     def _send(self, frame: dict[str, Any]) -> None:
         data = (json.dumps(frame) + "\n").encode()
@@ -297,13 +302,13 @@ class NodeKernel(OrderlyShutdown, Kernel):
             raise
         return await waiter.future
 
-    def _ensure_node(self) -> str | None:
+    async def _ensure_node(self) -> str | None:
         """Restart node if user code ended it (e.g. process.exit()); the error, if any."""
         if self._node_error or self._node_alive():
             return self._node_error
         if self._proc is not None:
             code = self._proc.poll()
-            self._stop_node()
+            await asyncio.to_thread(self._stop_node)
             note = f"Node.js exited (code {code}); starting a new process: earlier state is lost.\n"
             self._publish("stream", {"name": "stderr", "text": note})
         self._spawn()
@@ -321,7 +326,7 @@ class NodeKernel(OrderlyShutdown, Kernel):
         parent = self.get_parent("shell")
         self._out_parent, self._stdin_ident = parent, self._parent_ident["shell"]
         self._stdin_cancel = threading.Event()
-        error = self._ensure_node()
+        error = await self._ensure_node()
         frame: dict[str, Any]
         if error:
             frame = {
@@ -380,7 +385,8 @@ class NodeKernel(OrderlyShutdown, Kernel):
         return {"status": status, "indent": ""} if status == "incomplete" else {"status": status}
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        self._stop_node()
+        # _stop_node waits for node to leave (up to seconds): not on the loop.
+        await asyncio.to_thread(self._stop_node)
         return {"status": "ok", "restart": restart}
 
 
