@@ -9,13 +9,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
-def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:
+def _opt(default: Any, help: str) -> Any:
     """A setting: its default, its ``--help`` text; the flag and env var follow from its name."""
-    return field(default=default, metadata={"help": help, "flag": flag})
+    return field(default=default, metadata={"help": help})
 
 
 def _list(help: str) -> Any:
-    return field(default_factory=list, metadata={"help": help, "flag": None})
+    return field(default_factory=list, metadata={"help": help})
 
 
 @dataclass
