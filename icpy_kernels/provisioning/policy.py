@@ -14,7 +14,6 @@ from .memory import address_space
 from .probe import bwrap_args
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
-GiB = 1 << 30
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 
