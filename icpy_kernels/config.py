@@ -136,10 +136,12 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
                             help=f"{f.metadata['help']} [env {env}; default {f.default!r}]")
 
 
-def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Flags win over environment variables, which win over defaults."""
+def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None,
+                  defaults: dict[str, Any] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults: ``defaults`` (a command's
+    own, e.g. the CLI's unsandboxed runs), then the fields'."""
     env = os.environ if env is None else env
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(defaults or {})
     for f in fields(Settings):
         cli = getattr(args, f.name, None) if args is not None else None
         raw = env.get(env_name(f.name))
