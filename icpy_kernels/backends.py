@@ -148,11 +148,9 @@ class LocalBackend(Backend):
         from .runtime.local import make_manager
         from .service import Service
 
-        self.settings = settings or load_settings(None)
         # The CLI runs the user's own code on their own machine, in their own directory, as
         # `python script.py` would: no sandbox unless asked for with ICPY_SANDBOX.
-        if settings is None and not os.environ.get("ICPY_SANDBOX"):
-            self.settings.sandbox = "off"
+        self.settings = settings or load_settings(None, defaults={"sandbox": "off"})
         # The CLI's user asked for this timeout on their own machine: no server cap applies.
         self.settings.max_timeout = UNLIMITED
         self.manager = make_manager(self.settings)

@@ -8,14 +8,16 @@ import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .provisioning import defaults
 
-def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:
+
+def _opt(default: Any, help: str) -> Any:
     """A setting: its default, its ``--help`` text; the flag and env var follow from its name."""
-    return field(default=default, metadata={"help": help, "flag": flag})
+    return field(default=default, metadata={"help": help})
 
 
 def _list(help: str) -> Any:
-    return field(default_factory=list, metadata={"help": help, "flag": None})
+    return field(default_factory=list, metadata={"help": help})
 
 
 @dataclass
@@ -67,14 +69,14 @@ class Settings:
     keep_workspaces: bool = _opt(False, "keep a session's workspace after it shuts down")
     allow_network: bool = _opt(False, "let a session ask for network access (config.network)")
     allow_unsandboxed: bool = _opt(False, "let a session ask to run without the sandbox (config.sandbox=false)")
-    memory_limit: int = _opt(1 << 30, "bytes of memory per kernel (cap of config.limits.memory)")
-    process_limit: int = _opt(256, "processes/threads per kernel (cap of config.limits.processes)")
-    cpu_limit: int = _opt(1000, "CPU per kernel in millicores, 1000 = one core, where the cpu cgroup is "
+    memory_limit: int = _opt(defaults.MEMORY, "bytes of memory per kernel (cap of config.limits.memory)")
+    process_limit: int = _opt(defaults.PROCESSES, "processes/threads per kernel (cap of config.limits.processes)")
+    cpu_limit: int = _opt(defaults.CPU, "CPU per kernel in millicores, 1000 = one core, where the cpu cgroup is "
                                 "writable (0 = no limit; cap of config.limits.cpu)")
-    file_size_limit: int = _opt(1 << 30, "largest file a kernel may write (bytes)")
-    open_files_limit: int = _opt(1024, "open files per kernel process")
-    disk_quota: int = _opt(1 << 30, "bytes a session workspace may hold: watched while code runs, its processes stopped past it")
-    sandbox_uid_range: str = _opt("3000000-3000999", "uids leased to kernels when the server runs as root")
+    file_size_limit: int = _opt(defaults.FILE_SIZE, "largest file a kernel may write (bytes)")
+    open_files_limit: int = _opt(defaults.OPEN_FILES, "open files per kernel process")
+    disk_quota: int = _opt(defaults.DISK_QUOTA, "bytes a session workspace may hold: watched while code runs, its processes stopped past it")
+    sandbox_uid_range: str = _opt(defaults.UID_RANGE, "uids leased to kernels when the server runs as root")
     kernel_env_allow: list[str] = _list("extra environment variable names (or PREFIX*) passed to kernels")
     sandbox_ro_path: list[str] = _list(
         "extra host path a sandboxed kernel may read (repeatable); the view is an allow-list"
@@ -134,10 +136,12 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
                             help=f"{f.metadata['help']} [env {env}; default {f.default!r}]")
 
 
-def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Flags win over environment variables, which win over defaults."""
+def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None,
+                  defaults: dict[str, Any] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults: ``defaults`` (a command's
+    own, e.g. the CLI's unsandboxed runs), then the fields'."""
     env = os.environ if env is None else env
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(defaults or {})
     for f in fields(Settings):
         cli = getattr(args, f.name, None) if args is not None else None
         raw = env.get(env_name(f.name))

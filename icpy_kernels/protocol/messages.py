@@ -11,9 +11,10 @@ from typing import Any
 
 from ..errors import InvalidJSON, ValidationError
 from ..provisioning.options import SessionSandbox, parse_session_sandbox
+from . import ids
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch, as ID_PATTERN
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")  # fullmatch: `$` would let a final "\n" in
+ENV_NAME = re.compile(ids.ENV_NAME)  # fullmatch, as ID_PATTERN
+ID_PATTERN = re.compile(ids.ID)  # fullmatch: `$` would let a final "\n" in
 MAX_PATH_BYTES = 4096  # PATH_MAX
 
 

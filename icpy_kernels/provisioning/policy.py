@@ -9,20 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import kernelenv
 from .memory import address_space
 from .probe import bwrap_args
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
-GiB = 1 << 30
-
-# The kernel's environment is built from scratch, never inherited: names ending in '*' are
-# prefixes. The server's token and settings (ICPY_*) can never match.
-ENV_ALLOW = (
-    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "JUPYTER_PATH", "JUPYTER_DATA_DIR",
-    "VIRTUAL_ENV", "PYTHONPATH", "NODE_PATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-    "MALLOC_ARENA_MAX", "JPY_SESSION_NAME",
-)
-
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 
@@ -46,15 +37,11 @@ def family_names(families: list[int]) -> list[str]:
     return [names.get(f, str(f)) for f in families] + ["netlink_route"]
 
 
-def allowed(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(name == p or (p.endswith("*") and name.startswith(p[:-1])) for p in patterns)
-
-
 def sandbox_env(source: dict[str, str], *, workspace: str, extra_allow: tuple[str, ...] = (),
                 tmpdir: str = "/tmp", language: str = "", memory: int = 0,
                 rlimit_as: bool = False) -> dict[str, str]:
-    patterns = ENV_ALLOW + tuple(extra_allow)
-    env = {k: v for k, v in source.items() if allowed(k, patterns) and not k.startswith("ICPY_")}
+    env = {k: v for k, v in kernelenv.select(source, kernelenv.SANDBOX + tuple(extra_allow)).items()
+           if not k.startswith("ICPY_")}
     env.setdefault("PATH", os.defpath)
     env.setdefault("LANG", "C.UTF-8")
     env.update(HOME=workspace, PWD=workspace, TMPDIR=tmpdir, USER="sandbox", LOGNAME="sandbox")

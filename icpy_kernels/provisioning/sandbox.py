@@ -26,19 +26,17 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import Bool, Int, List, Unicode
 
-from . import policy, safefs, view
+from . import defaults, policy, safefs, view
 from .cgroups import KernelCgroup
 from .memory import session_report, uses_rlimit_as
 from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
 from .quota import FLOOR, QuotaWatcher
-from .uids import DEFAULT_RANGE, UidLease, kill_uid, parse_range, tasks_of
+from .uids import UidLease, kill_uid, parse_range, tasks_of
 
 # Places any uid may write on the host: swept of a dedicated uid's files when its lease
 # ends on tier C (A and B let a kernel write only its workspace and ipc directory).
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
-
-GiB = 1 << 30
 
 
 class SandboxError(RuntimeError):
@@ -48,17 +46,17 @@ class SandboxError(RuntimeError):
 class SandboxProvisioner(LocalProvisioner):
     tier = Unicode("auto", config=True, help="auto (strongest available), bwrap, landlock or rlimits")
     network = Bool(False, config=True, help="let the kernel use the network")
-    memory = Int(GiB, config=True, help="bytes of memory (cgroup and/or RLIMIT_AS: see memory.py)")
-    processes = Int(256, config=True, help="processes and threads (pids cgroup / RLIMIT_NPROC)")
-    cpu = Int(1000, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
-    file_size = Int(GiB, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
-    open_files = Int(1024, config=True, help="open file descriptors (RLIMIT_NOFILE)")
-    disk_quota = Int(GiB, config=True, help="bytes the kernel may write (watched while it runs); also /tmp's size")
+    memory = Int(defaults.MEMORY, config=True, help="bytes of memory (cgroup and/or RLIMIT_AS: see memory.py)")
+    processes = Int(defaults.PROCESSES, config=True, help="processes and threads (pids cgroup / RLIMIT_NPROC)")
+    cpu = Int(defaults.CPU, config=True, help="CPU in millicores, 1000 = one core (cpu cgroup; 0 = no limit)")
+    file_size = Int(defaults.FILE_SIZE, config=True, help="largest file the kernel may write (RLIMIT_FSIZE)")
+    open_files = Int(defaults.OPEN_FILES, config=True, help="open file descriptors (RLIMIT_NOFILE)")
+    disk_quota = Int(defaults.DISK_QUOTA, config=True, help="bytes the kernel may write (watched while it runs); also /tmp's size")
     workspace = Unicode("", config=True, help="the kernel's read-write directory, its cwd and HOME")
     workspace_root = Unicode("", config=True, help="where a workspace is made when none is given")
     keep_workspace = Bool(False, config=True, help="keep the workspace when the kernel shuts down")
     require_isolation = Bool(False, config=True, help="refuse tier C (no filesystem/network isolation)")
-    uid_range = Unicode(DEFAULT_RANGE, config=True, help="uids leased to kernels when the server is root")
+    uid_range = Unicode(defaults.UID_RANGE, config=True, help="uids leased to kernels when the server is root")
     env_allow = List(Unicode(), config=True, help="extra environment variables passed through")
     ro_paths = List(Unicode(), config=True, help="host paths added read-only to the sandbox's view")
     hide_paths = List(Unicode(), config=True, help="host directories covered if inside the view "

@@ -10,8 +10,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT_RANGE = "3000000-3000999"
-
 
 def parse_range(text: str) -> range:
     low, _, high = text.partition("-")

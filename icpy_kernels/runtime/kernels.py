@@ -17,31 +17,17 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
+from .. import kernelenv
 from ..errors import KernelStartError, SandboxUnavailable
 from ..provisioning.bridge import SandboxPolicy
 from ..provisioning.options import SessionSandbox
 from ..provisioning.sandbox import SandboxError
 from .channels import KernelClient
 
-# The kernel's environment is built from scratch: the server's own variables (its token
-# among them) never reach user code. Names ending in '*' are prefixes.
-ENV_ALLOW = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM",
-    "TMPDIR", "JUPYTER_PATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
-    "VIRTUAL_ENV", "PYTHONPATH", "NODE_PATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-    "MALLOC_ARENA_MAX", "SYSTEMROOT",
-)
-
 
 def kernel_environment(source: dict[str, str] | None = None, extra_allow: tuple[str, ...] = ()) -> dict[str, str]:
-    source = dict(os.environ if source is None else source)
-    allowed = ENV_ALLOW + extra_allow
-    env = {}
-    for key, value in source.items():
-        for pattern in allowed:
-            if key == pattern or (pattern.endswith("*") and key.startswith(pattern[:-1])):
-                env[key] = value
-                break
+    """An unsandboxed kernel's environment: ``kernelenv.LOCAL`` plus ``extra_allow`` of ``source``."""
+    env = kernelenv.select(dict(os.environ if source is None else source), kernelenv.LOCAL + extra_allow)
     # The server's interpreter directory first, so "python" in a kernelspec is this venv's.
     env["PATH"] = os.pathsep.join(
         [os.path.dirname(sys.executable), *filter(None, [env.get("PATH")])]

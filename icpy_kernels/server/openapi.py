@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from .. import __version__
+from ..protocol import ids
 
 
 def template(pattern: str) -> str:
@@ -31,7 +32,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
-ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}  # protocol.messages.ID_PATTERN
+ID_SCHEMA = {"type": "string", "pattern": ids.anchored(ids.ID)}
 NAME = {"type": "string", "minLength": 1}
 # The characters Python's str.strip() removes (str.isspace()), spelled out: a pattern's \\s is
 # ECMAScript's set, which differs (it lacks \\x1c-\\x1f and \\x85, and has \\ufeff).
@@ -74,7 +75,7 @@ SCHEMAS: dict[str, Any] = {
             "max_output_size": {"type": "integer", "exclusiveMinimum": 0},
             "working_directory": {"type": "string"},
             "environment": {"type": "object", "additionalProperties": {"type": "string"},
-                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},  # messages.ENV_NAME
+                            "propertyNames": {"pattern": ids.anchored(ids.ENV_NAME)}},
             "allow_stdin": {"type": "boolean"},
         },
     },

@@ -13,7 +13,7 @@ from tornado import iostream, web
 
 from ..config import Settings
 from ..errors import IcpyError, InvalidJSON, PayloadTooLarge, ValidationError
-from ..protocol import events
+from ..protocol import events, ids
 from ..protocol.messages import ExecuteRequest, decode_json
 from ..protocol.sharing import parse_history
 from ..runtime.execution import Execution
@@ -317,7 +317,9 @@ class SessionRestartHandler(ApiHandler):
         self.finish(await self.service.restart_session(session_id))
 
 
-ID = r"(?P<{}>[A-Za-z0-9_.:@-]{{1,128}})"
+def route_id(name: str) -> str:
+    """A path segment holding an id, captured as ``name`` (the same pattern messages validate)."""
+    return f"(?P<{name}>{ids.ID})"
 
 
 def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
@@ -328,10 +330,10 @@ def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], di
         (r"/api/languages", LanguagesHandler),
         (r"/api/execute", ExecuteHandler),
         (r"/api/executions", ExecutionsHandler),
-        (r"/api/executions/" + ID.format("execution_id"), ExecutionHandler),
+        (r"/api/executions/" + route_id("execution_id"), ExecutionHandler),
         (r"/api/sessions", SessionsHandler),
-        (r"/api/sessions/" + ID.format("session_id"), SessionHandler),
-        (r"/api/sessions/" + ID.format("session_id") + r"/interrupt", SessionInterruptHandler),
-        (r"/api/sessions/" + ID.format("session_id") + r"/restart", SessionRestartHandler),
+        (r"/api/sessions/" + route_id("session_id"), SessionHandler),
+        (r"/api/sessions/" + route_id("session_id") + r"/interrupt", SessionInterruptHandler),
+        (r"/api/sessions/" + route_id("session_id") + r"/restart", SessionRestartHandler),
     ]
     return [(pattern, handler, deps) for pattern, handler in table]

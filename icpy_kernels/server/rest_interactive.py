@@ -7,10 +7,10 @@ from typing import Any
 from tornado import web
 
 from ..protocol.editor import parse_input_reply
-from .rest import ID, ApiHandler
+from .rest import ApiHandler, route_id
 
-SESSION = r"/api/sessions/" + ID.format("session_id")
-EXECUTION = r"/api/executions/" + ID.format("execution_id")
+SESSION = r"/api/sessions/" + route_id("session_id")
+EXECUTION = r"/api/executions/" + route_id("execution_id")
 
 
 class EditorHandler(ApiHandler):

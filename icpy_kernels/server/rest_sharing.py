@@ -10,7 +10,7 @@ from tornado import web
 from ..errors import IcpyError, SlowConsumer
 from ..protocol import events
 from ..protocol.sharing import parse_resume, parse_topics
-from .rest import ID, NdjsonHandler
+from .rest import NdjsonHandler, route_id
 
 OVERFLOW: dict[str, Any] = {"type": "overflow"}  # a marker in the queue, never written
 
@@ -125,6 +125,6 @@ def routes(deps: dict[str, Any]) -> list[tuple[str, type[web.RequestHandler], di
     """Described in ``openapi.document()`` next to the other REST routes."""
     table: list[tuple[str, type[web.RequestHandler]]] = [
         (r"/api/events", EventsHandler),
-        (r"/api/executions/" + ID.format("execution_id") + r"/events", ExecutionEventsHandler),
+        (r"/api/executions/" + route_id("execution_id") + r"/events", ExecutionEventsHandler),
     ]
     return [(pattern, handler, deps) for pattern, handler in table]

@@ -26,6 +26,16 @@ def test_flags_beat_env_beat_defaults():
     assert s.host == "127.0.0.1"
 
 
+def test_a_commands_own_defaults_lose_to_env_and_flags():
+    # The CLI's local runs: unsandboxed unless ICPY_SANDBOX (set and non-empty) or a flag says so.
+    cli = {"sandbox": "off"}
+    assert load_settings(None, {}, defaults=cli).sandbox == "off"
+    assert load_settings(None, {"ICPY_SANDBOX": ""}, defaults=cli).sandbox == "off"
+    assert load_settings(None, {"ICPY_SANDBOX": "auto"}, defaults=cli).sandbox == "auto"
+    assert load_settings(parse("--sandbox", "require"), {}, defaults=cli).sandbox == "require"
+    assert load_settings(None, {}).sandbox == "auto"
+
+
 def test_token_is_generated_when_missing():
     a, b = Settings(), Settings()
     assert a.token_generated and len(a.token) >= 32 and a.token != b.token
