@@ -80,11 +80,5 @@ def system_exit_code(error: dict[str, Any] | None) -> int | None:
         return 1
 
 
-def is_idle(msg: dict[str, Any]) -> bool:
-    return msg.get("header", {}).get("msg_type") == "status" and msg.get("content", {}).get(
-        "execution_state"
-    ) == "idle"
-
-
 def parent_id(msg: dict[str, Any]) -> str | None:
     return (msg.get("parent_header") or {}).get("msg_id")

@@ -113,7 +113,7 @@ class Session:
                     raise self._gone()
                 self.state = "idle"
                 self._notify("session_started")
-            elif self.state == "dead" or not await self.handle.is_alive():
+            elif not await self.handle.is_alive():
                 await self._restart_locked("died")
 
     async def _connect(self) -> None:

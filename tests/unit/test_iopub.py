@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from icpy_kernels.protocol.iopub import is_idle, parent_id, to_output, translate
+from icpy_kernels.protocol.iopub import parent_id, to_output, translate
 
 
 def msg(msg_type, content, parent="p1"):
@@ -46,8 +46,6 @@ def test_messages_without_output_translate_to_none():
         assert translate(msg(msg_type, {})) is None
 
 
-def test_idle_and_parent():
-    assert is_idle(msg("status", {"execution_state": "idle"}))
-    assert not is_idle(msg("status", {"execution_state": "busy"}))
+def test_parent():
     assert parent_id(msg("stream", {}, parent="abc")) == "abc"
     assert parent_id({"parent_header": {}}) is None
