@@ -14,7 +14,7 @@ from ..errors import ForbiddenError
 from .memory import host_report
 from .options import LIMITS, SessionSandbox
 from .probe import TIER_LETTER, TIERS, choose_tier, probe
-from .quota import FLOOR
+from .quota import enforcement
 from .view import ETC, SYSTEM
 from .workspace import workspace_for
 
@@ -22,11 +22,9 @@ PROVISIONER = "icpy-sandbox"
 
 
 def disk_quota_enforcement(quota: int) -> dict[str, Any]:
-    """How the disk quota is held: the sandbox's watcher while code runs (stopping every process
-    of the kernel past it), a check after each execution, and RLIMIT_FSIZE per file."""
-    return {"enforced_by": ["watcher", "checked_after_execution"] if quota > 0 else [],
-            "watch_interval": FLOOR, "file_size_capped_at_quota": quota > 0,
-            "hard_limit": False}
+    """The session report's enforcement (quota.py), plus what a host-wide view adds: the watcher
+    stops every process of the kernel past the quota, so it is no hard limit on writes."""
+    return {**enforcement(quota), "file_size_capped_at_quota": quota > 0, "hard_limit": False}
 
 
 class SandboxPolicy:

@@ -57,18 +57,21 @@ def sandbox_env(source: dict[str, str], *, workspace: str, extra_allow: tuple[st
 
 def rlimits(*, memory: int, processes: int, file_size: int, open_files: int,
             rlimit_as: bool, count_processes: bool, shared_tasks: int = 0,
-            language: str = "") -> dict[str, int]:
+            language: str = "", disk_quota: int = 0) -> dict[str, int]:
     """``count_processes``: the kernel's uid is its own (dedicated uid or user namespace).
     Otherwise RLIMIT_NPROC counts every task of the server's uid, so the cap is set
     ``processes`` above the ``shared_tasks`` that uid runs now: a fork bomb still stops.
-    ``language`` sizes RLIMIT_AS (Node's is larger: see ``memory.NODE_CODE_RANGE``)."""
+    ``language`` sizes RLIMIT_AS (Node's is larger: see ``memory.NODE_CODE_RANGE``).
+    RLIMIT_FSIZE is at most ``disk_quota``: one file alone never outgrows the quota,
+    whatever the quota watcher sees."""
     limits = {"RLIMIT_CORE": 0}
     if rlimit_as and memory > 0:
         limits["RLIMIT_AS"] = address_space(memory, language)
     if processes > 0 and (count_processes or shared_tasks > 0):
         limits["RLIMIT_NPROC"] = processes + (0 if count_processes else shared_tasks)
-    if file_size > 0:
-        limits["RLIMIT_FSIZE"] = file_size
+    sizes = [n for n in (file_size, disk_quota) if n > 0]
+    if sizes:
+        limits["RLIMIT_FSIZE"] = min(sizes)
     if open_files > 0:
         limits["RLIMIT_NOFILE"] = open_files
     return limits

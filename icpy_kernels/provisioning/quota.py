@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,13 @@ WALK_FACTOR = 10  # wait at least this many walks' time: a huge workspace costs 
 GRACE = 1 << 20  # growth allowed to a kernel that starts over quota (its IPython history...)
 
 Measure = Callable[[], int]
+
+
+def enforcement(quota: int) -> dict[str, Any]:
+    """How a disk quota is held, for a session's report and for /api/health: this watcher
+    while code runs, then a check after each execution (and RLIMIT_FSIZE per file)."""
+    return {"watch_interval": FLOOR,
+            "enforced_by": ["watcher", "checked_after_execution"] if quota > 0 else []}
 OnExceeded = Callable[[int], Awaitable[None]]
 
 

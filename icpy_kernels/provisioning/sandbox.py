@@ -26,12 +26,12 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import Bool, Int, List, Unicode
 
-from . import defaults, policy, safefs, view
+from . import defaults, policy, quota, safefs, view
 from .cgroups import KernelCgroup
 from .memory import session_report, uses_rlimit_as
 from .private import PrivateDir
 from .probe import TIER_LETTER, Capabilities, choose_tier, probe
-from .quota import FLOOR, QuotaWatcher
+from .quota import QuotaWatcher
 from .uids import UidLease, kill_uid, parse_range, tasks_of
 
 # Places any uid may write on the host: swept of a dedicated uid's files when its lease
@@ -69,6 +69,7 @@ class SandboxProvisioner(LocalProvisioner):
     _private: PrivateDir | None = None
     _workspace: Path | None = None
     _runtime: list[str] = []
+    _seen: view.View | None = None  # this start's view of the host (pre_launch)
     _quota: QuotaWatcher | None = None
     _quota_stop: int | None = None  # usage when the watcher stopped the kernel, until asked
     report: dict[str, Any] = {}
@@ -168,13 +169,14 @@ class SandboxProvisioner(LocalProvisioner):
         language = (self.kernel_spec.language or "") if self.kernel_spec else ""
         server_path = (kwargs.get("env") or {}).get("PATH", os.defpath)
         self._runtime = policy.runtime_paths(kwargs.get("cmd") or [sys.executable], server_path)
+        self._seen = self._view()
         kwargs["env"] = policy.sandbox_env(
             kwargs.get("env") or {}, workspace=str(self._workspace),
             extra_allow=tuple(self.env_allow), language=language, memory=self.memory,
             tmpdir="/tmp" if self._chosen == "bwrap" else str(self._workspace),
             rlimit_as=self._uses_rlimit_as(language))
         # Only what the kernel can see: not the server's ~/.cargo/bin or pyenv shims.
-        kwargs["env"]["PATH"] = view.path_env(server_path, [*view.SYSTEM, *self._view().roots()])
+        kwargs["env"]["PATH"] = view.path_env(server_path, self._seen.roots())
         kwargs["cwd"] = str(self._workspace)
         return kwargs
 
@@ -186,17 +188,15 @@ class SandboxProvisioner(LocalProvisioner):
         return self._cgroup is not None and "memory" in self._cgroup.controllers
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        assert self._caps is not None and self._private is not None and self._workspace is not None
-        caps, ws = self._caps, str(self._workspace)
+        assert self._caps is not None and self._seen is not None and self._workspace is not None
+        caps, ws, seen = self._caps, str(self._workspace), self._seen
         language = (self.kernel_spec.language or "") if self.kernel_spec else ""
         counted = self._own_count
         limits = policy.rlimits(
             memory=self.memory, processes=self.processes, file_size=self.file_size,
             open_files=self.open_files, rlimit_as=self._uses_rlimit_as(language),
             count_processes=counted, shared_tasks=0 if counted else tasks_of(os.getuid()),
-            language=language)
-        if self.disk_quota > 0:  # one file alone never outgrows the quota, whatever the watcher sees
-            limits["RLIMIT_FSIZE"] = min(limits.get("RLIMIT_FSIZE", self.disk_quota), self.disk_quota)
+            language=language, disk_quota=self.disk_quota)
         inner: dict[str, Any] = {"rlimits": limits, "uid": self.uid, "cwd": ws, "env": {}}
         outer = {"cgroup_procs": self._cgroup.procs_files if self._cgroup else []}
         if caps.seccomp:
@@ -205,14 +205,13 @@ class SandboxProvisioner(LocalProvisioner):
             # Our pid namespace's init is bwrap: ipykernel's parent poller must not watch it.
             inner["env"]["JPY_PARENT_PID"] = "1"
             mount_args = view.bwrap_args(
-                self._view(), workspace=ws, network=self.network,
+                seen, workspace=ws, network=self.network,
                 tmp_size=min(self.disk_quota, self.memory) if self.memory > 0 else self.disk_quota)
             full = policy.bwrap_command(caps.bwrap or "bwrap", root=caps.root, kernel_cmd=cmd,
                                         outer=outer, inner=inner, mount_args=mount_args)
         else:
-            self._check_reachable(cmd, kwargs["env"].get("PATH", os.defpath))
+            self._check_reachable()
             if self._chosen == "landlock":
-                seen = self._view()
                 inner["landlock"] = {"abi": caps.landlock_abi, "network": self.network,
                                      "read": [*seen.read, "/proc", "/dev", "/etc/passwd", "/etc/group"],
                                      "writable": [*seen.writable, "/dev/null"]}
@@ -234,10 +233,10 @@ class SandboxProvisioner(LocalProvisioner):
         kernel's subreaper so that its daemons can still be found and killed."""
         return self._chosen != "bwrap" and self.uid is None
 
-    def _check_reachable(self, cmd: list[str], path_env: str) -> None:
+    def _check_reachable(self) -> None:
         if self.uid is None:
             return
-        for path in policy.runtime_paths(cmd, path_env):
+        for path in self._runtime:
             if hidden := policy.hidden_ancestor(path):
                 raise SandboxError(
                     f"{path} is inside {hidden}, which the sandbox uid cannot enter; tier "
@@ -264,8 +263,7 @@ class SandboxProvisioner(LocalProvisioner):
                 "cpu": {"millicores": self.cpu, "enforced_by": ["cgroup"] if "cpu" in cg else []},
                 "file_size": {"bytes": limits.get("RLIMIT_FSIZE", self.file_size), "enforced_by": ["rlimit_fsize"] if "RLIMIT_FSIZE" in limits else []},
                 "open_files": {"count": self.open_files, "enforced_by": ["rlimit_nofile"] if "RLIMIT_NOFILE" in limits else []},
-                "disk_quota": {"bytes": self.disk_quota, "watch_interval": FLOOR,
-                               "enforced_by": ["watcher", "checked_after_execution"] if self.disk_quota > 0 else []},
+                "disk_quota": {"bytes": self.disk_quota, **quota.enforcement(self.disk_quota)},
             },
         }
 
