@@ -30,7 +30,6 @@ class Service:
         self.manager = manager
         self.settings: Settings = manager.settings
         self._language_versions = LanguageVersions()
-        self._kernel_reported: set[str] = set()  # kernels whose kernel_info gave the version
         # Broadcast, attached clients, resume logs and history (no store: nothing persists).
         self.hub = hub or Hub()
         manager.session_listeners.append(self.hub.on_session_event)
@@ -187,12 +186,11 @@ class Service:
         versions = self._language_versions
         for session in list(self.manager.sessions.values()):
             kernel = session.language.kernel_name
-            if kernel in self._kernel_reported or session.state != "idle" or session.client is None:
+            if versions.reported(kernel) or session.state != "idle" or session.client is None:
                 continue
             with contextlib.suppress(Exception):  # a busy or dying kernel: the probe's answer stays
                 reply = await session.shell.request(session.client.kernel_info, wait=1.0)
                 versions.known(kernel, str(reply["content"]["language_info"]["version"]))
-                self._kernel_reported.add(kernel)
         ksm = self.manager.languages.ksm
         languages = self.languages()
         found = await asyncio.gather(*(versions.get(lang["kernelspec"], ksm.get_kernel_spec(lang["kernelspec"]))

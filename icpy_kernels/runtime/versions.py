@@ -68,12 +68,18 @@ class LanguageVersions:
 
     def __init__(self) -> None:
         self._found: dict[str, asyncio.Future[str | None]] = {}
+        self._reported: set[str] = set()  # kernels whose own kernel_info gave the version
+
+    def reported(self, kernel_name: str) -> bool:
+        """Whether a running kernel has answered (nothing left to ask one)."""
+        return kernel_name in self._reported
 
     def known(self, kernel_name: str, version: str) -> None:
         """A running kernel's own answer wins over the probe's."""
         future = asyncio.get_running_loop().create_future()
         future.set_result(version)
         self._found[kernel_name] = future
+        self._reported.add(kernel_name)
 
     async def get(self, kernel_name: str, spec: KernelSpec) -> str | None:
         if kernel_name not in self._found:
